@@ -1,0 +1,25 @@
+"""Builders produce a unified diff for a phase. This version ships the patch builder (the
+phase's own `### Patch` block); `make_builder` says clearly what to do for any other phase."""
+
+from __future__ import annotations
+
+from gitforge.backlog import Phase
+from gitforge.builders.patch import PatchBuilder
+from gitforge.config import Config
+from gitforge.errors import UsageError
+
+__all__ = ["PatchBuilder", "make_builder"]
+
+
+def make_builder(cfg: Config, phase: Phase) -> PatchBuilder:
+    if phase.patch is not None:
+        return PatchBuilder(phase)
+    options = ("add a ```diff block under '### Patch' in the phase; or set builder.kind: anthropic in "
+               "otto.yaml (with ANTHROPIC_API_KEY); or builder.kind: command with builder.command "
+               "(e.g. \"claude -p\")")
+    if cfg.builder.kind == "patch":
+        raise UsageError(f"phase {phase.id} ({phase.title}) has no ### Patch block and no builder is configured "
+                         f"(builder.kind is 'patch')", hint=options)
+    raise UsageError(f"phase {phase.id} ({phase.title}) has no ### Patch block, and builder.kind "
+                     f"'{cfg.builder.kind}' is not available in this version of gitforge",
+                     hint="add a ```diff block under '### Patch' in the phase for now")

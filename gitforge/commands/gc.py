@@ -1,0 +1,28 @@
+"""gitforge gc: remove kept (failed) and idle pooled worktrees that no live run holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gitforge.context import Context
+from gitforge.ui import UI, print_json
+from gitforge.worktree import Pool
+
+
+def gc(repo: Path, as_json: bool = False) -> int:
+    ctx = Context.open(repo)
+    store = ctx.store.ensure()
+    pool = Pool(ctx.git, store, None, [])
+    removed, busy = [], []
+    with store.locked("pool", what="the worktree pool"):
+        for name in pool.names():
+            if store.is_locked_elsewhere(name):
+                busy.append(name)
+                continue
+            pool.remove(name)
+            removed.append(name)
+    if as_json:
+        print_json({"command": "gc", "removed": removed, "in_use": busy})
+    else:
+        UI.out(f"removed {len(removed)} worktree(s)" + (f"; {len(busy)} in use, kept" if busy else ""))
+    return 0

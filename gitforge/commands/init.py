@@ -1,0 +1,55 @@
+"""gitforge init: write otto.yaml and a starter BACKLOG.md where they are absent; never overwrite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gitforge.config import CONFIG_FILE, load_config, render_default_config
+from gitforge.errors import RepoError
+from gitforge.git import Git
+from gitforge.resources import template
+from gitforge.state import Store
+from gitforge.ui import UI
+
+_DETECT = (  # (file that suggests the stack, the gate that usually tests it)
+    ("pyproject.toml", "python -m pytest -q"), ("setup.py", "python -m pytest -q"),
+    ("pytest.ini", "python -m pytest -q"), ("package.json", "npm test"), ("Cargo.toml", "cargo test"),
+    ("go.mod", "go test ./..."),
+)
+
+
+def detect_gates(root: Path) -> list[dict]:
+    for marker, command in _DETECT:
+        if (root / marker).exists():
+            return [{"name": "tests", "run": command, "timeout": 600}]
+    return []
+
+
+def init(repo: Path, target: str | None = None) -> int:
+    git = Git.open(repo)
+    root = git.root
+    ui = UI()
+    branch = target or git.head_branch()
+    if branch is None:
+        raise RepoError("HEAD is detached: gitforge cannot tell which branch phases should land on",
+                        hint="check out your main branch first, or pass --target BRANCH")
+    config_path = root / CONFIG_FILE
+    if config_path.exists():
+        load_config(root)  # an invalid existing file is reported, never replaced
+        ui.info(f"{CONFIG_FILE} exists; left as it is")
+    else:
+        gates = detect_gates(root)
+        config_path.write_text(render_default_config(branch, gates), encoding="utf-8")
+        ui.ok(f"wrote {CONFIG_FILE} (target_branch: {branch}"
+              + (f", gate: {gates[0]['run']})" if gates else "; add your test command under verify)"))
+    cfg = load_config(root)
+    backlog_path = root / cfg.backlog
+    if backlog_path.exists():
+        ui.info(f"{cfg.backlog} exists; left as it is")
+    else:
+        backlog_path.write_bytes(template("BACKLOG.md").read_bytes())
+        ui.ok(f"wrote a starter {cfg.backlog}")
+    Store(root, git.common_dir).ensure()
+    ui.info(".forge/ is kept out of git through .git/info/exclude")
+    ui.out(f"Next: describe phases in {cfg.backlog}, commit both files on {branch}, then run `gitforge next`.")
+    return 0

@@ -1,0 +1,62 @@
+"""gitforge show <run|phase>: a run's attempts, ledger transitions, gates and landing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gitforge.context import Context
+from gitforge.errors import UsageError
+from gitforge.git import NOTES_REF
+from gitforge.ui import UI, print_json
+
+
+def find_run(ctx: Context, what: str) -> dict:
+    runs = ctx.store.runs()
+    by_phase = [r for r in runs if r.get("phase") == what.removeprefix("phase").strip()]
+    if by_phase:
+        return by_phase[-1]
+    matches = ctx.store.find_runs(what) if len(what) >= 4 else []
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise UsageError(f"'{what}' matches {len(matches)} runs", hint="give more characters of the run id")
+    raise UsageError(f"no run or phase with runs matches '{what}'",
+                     hint="`gitforge status` lists phases and their last runs")
+
+
+def show(repo: Path, what: str, as_json: bool = False) -> int:
+    ctx = Context.open(repo)
+    rec = find_run(ctx, what)
+    note = ctx.git.read_note(rec["commit"]) if rec.get("commit") else None
+    others = [r["run_id"] for r in ctx.store.runs() if r.get("phase") == rec.get("phase")]
+    if as_json:
+        print_json({"command": "show", "run": rec, "note": note, "phase_runs": others})
+        return 0
+    out = UI.out
+    out(f"run {rec['run_id']}   phase {rec['phase']}: {rec.get('title', '')}")
+    out(f"  status:   {rec.get('status')}" + (f" — {rec['reason'].splitlines()[0]}" if rec.get("reason") else ""))
+    out(f"  builder:  {rec.get('builder', {}).get('kind')}   target: {rec.get('target')} "
+        f"(base {str(rec.get('base'))[:12]})")
+    out(f"  started:  {rec.get('started')}   ended: {rec.get('ended', '-')}")
+    if rec.get("worktree"):
+        out(f"  worktree: {rec['worktree']} on {rec.get('branch')}")
+    for att in rec.get("attempts", []):
+        out(f"  attempt {att['number']}: {'ok' if att['ok'] else 'failed at ' + att['stage']}"
+            + (f" — {att['reason']}" if att.get("reason") else ""))
+        for t in att.get("ledger", {}).get("transitions", []):
+            out(f"      {t['at']}  {t['state']:<13}{t.get('reason', '')}")
+        for g in att.get("gates", []):
+            mark = "timeout" if g["timed_out"] else f"exit {g['exit_code']}"
+            out(f"      gate {g['name']:<16}{mark:<10}{g['duration']:.2f}s  {g['log']}")
+        for line in att.get("details", [])[:60]:
+            for sub in str(line).splitlines():
+                out(f"      | {sub}")
+    if rec.get("commit"):
+        out(f"  commit:   {rec['commit']}")
+        if note:
+            out(f"  note ({NOTES_REF}):")
+            for line in note.splitlines():
+                out(f"      {line}")
+    if len(others) > 1:
+        out(f"  runs of phase {rec['phase']}: {', '.join(others)}")
+    return 0

@@ -1,0 +1,385 @@
+"""otto.yaml -> a frozen, strictly validated Config; every error says where and what.
+
+Layers, highest first: command-line flags > GITFORGE_* environment > otto.yaml > defaults.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+
+from gitforge.errors import ConfigError
+
+CONFIG_FILE = "otto.yaml"
+ENV_PREFIX = "GITFORGE_"
+# Variables gitforge sets for its own children; they are not settings.
+RESERVED_ENV = frozenset({"GITFORGE", "GITFORGE_RUN", "GITFORGE_PHASE", "GITFORGE_WORKTREE",
+                          "GITFORGE_HOME", "GITFORGE_DEBUG"})
+HINT = "See the otto.yaml reference in README.md."
+
+KeyPath = tuple[str | int, ...]  # a key path: ("verify", 0, "timeout")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class Gate(_Section):
+    name: str = Field(min_length=1)
+    run: str = Field(min_length=1)
+    timeout: float = Field(default=600.0, gt=0)
+
+
+class BuilderConfig(_Section):
+    kind: Literal["anthropic", "command", "patch"] = "patch"
+    model: str = "claude-sonnet-4-5"
+    command: str | None = None
+    timeout: float = Field(default=1800.0, gt=0)
+    env_allowlist: list[str] = Field(default_factory=lambda: [
+        "PATH", "HOME", "LANG", "LC_ALL", "TERM", "TMPDIR", "USER", "ANTHROPIC_API_KEY"])
+
+
+class PlannerConfig(_Section):
+    enabled: bool = False
+    model: str = "claude-haiku-4-5"
+
+
+class Budgets(_Section):
+    usd_per_phase: float = Field(default=5.0, ge=0)
+    usd_per_run: float = Field(default=50.0, ge=0)
+    doctor_calls_per_phase: int = Field(default=2, ge=0)
+    doctor_calls_per_run: int = Field(default=10, ge=0)
+    failures_per_run: int = Field(default=25, ge=0)
+
+
+class MergeConfig(_Section):
+    strategy: Literal["squash", "merge"] = "squash"
+
+
+class PolicyConfig(_Section):
+    max_files: int = Field(default=25, ge=0)
+    max_lines: int = Field(default=1500, ge=0)
+    max_file_bytes: int = Field(default=1_000_000, ge=0)
+    protected_paths: list[str] = Field(default_factory=lambda: [
+        ".git/", ".forge/", "otto.yaml", ".env*", "**/*.pem"])
+    forbid_binary: bool = True
+
+
+class WorktreesConfig(_Section):
+    setup: str | None = None
+    include: list[str] = Field(default_factory=list)
+    pool_size: int = Field(default=4, ge=1)
+
+
+class ExecuteFixConfig(_Section):
+    enabled: bool = False
+    commands: list[str] = Field(default_factory=list)
+
+
+class Config(_Section):
+    target_branch: str | None = Field(default=None, min_length=1)  # None: the branch HEAD is on
+    backlog: str = Field(default="BACKLOG.md", min_length=1)
+    progress: str = Field(default="PROGRESS.md", min_length=1)
+    verify: list[Gate] = Field(default_factory=list)
+    builder: BuilderConfig = Field(default_factory=BuilderConfig)
+    planner: PlannerConfig = Field(default_factory=PlannerConfig)
+    pilot: bool = True
+    max_attempts: int = Field(default=3, ge=1)
+    parallel: int = Field(default=1, ge=1)
+    budgets: Budgets = Field(default_factory=Budgets)
+    merge: MergeConfig = Field(default_factory=MergeConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    worktrees: WorktreesConfig = Field(default_factory=WorktreesConfig)
+    execute_fix: ExecuteFixConfig = Field(default_factory=ExecuteFixConfig)
+
+    _source: str | None = PrivateAttr(default=None)
+
+    @field_validator("builder", "planner", "budgets", "merge", "policy", "worktrees",
+                     "execute_fix", mode="before")
+    @classmethod
+    def _empty_section(cls, value: object) -> object:
+        """`builder:` with every line under it commented out means "all defaults"."""
+        return {} if value is None else value
+
+    @property
+    def source(self) -> str | None:
+        """The otto.yaml this came from, or None when there was none."""
+        return self._source
+
+    def __eq__(self, other: object) -> bool:
+        """Equal settings make equal configs, wherever they were read from."""
+        if not isinstance(other, Config):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+
+def load_config(root: Path, *, overrides: Mapping[str, object] | None = None,
+                environ: Mapping[str, str] | None = None) -> Config:
+    """Read root/otto.yaml (absent or empty: defaults), apply environment and flags, validate."""
+    path = Path(root) / CONFIG_FILE
+    source = str(path) if path.is_file() else None
+    data, origins = _read_file(path) if source else ({}, {})
+    settings = _settings_paths()
+    for key_path, value, where in _from_environ(os.environ if environ is None else environ,
+                                                settings):
+        _put(data, origins, key_path, value, where)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            key_path = tuple(key.split("."))
+            if key_path not in settings:
+                raise ConfigError(f"command line: unknown setting '{key}' — "
+                                  + _suggest(key, [".".join(p) for p in settings]), HINT)
+            _put(data, origins, key_path, value, "command line")
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(_describe(error, origins) for error in exc.errors()),
+                          HINT) from None
+    config._source = source
+    return config
+
+
+def _read_file(path: Path) -> tuple[dict[str, Any], dict[KeyPath, str]]:
+    """Parse otto.yaml once; return its data and the 'otto.yaml:<line>' of every key path."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{CONFIG_FILE}: cannot read: {exc}", HINT) from None
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark, opened = exc.problem_mark or exc.context_mark, exc.context_mark
+        where = f"{CONFIG_FILE}:{mark.line + 1}:{mark.column + 1}" if mark else CONFIG_FILE
+        detail = exc.problem or exc.context
+        if exc.problem and exc.context and opened:  # e.g. an unclosed quote or bracket
+            detail += f" ({exc.context} at line {opened.line + 1}, column {opened.column + 1})"
+        raise ConfigError(f"{where}: invalid YAML: {detail}", HINT) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{CONFIG_FILE}: invalid YAML: {exc}", HINT) from None
+    finally:
+        loader.dispose()
+    if node is None or data is None:
+        return {}, {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{CONFIG_FILE}:{node.start_mark.line + 1}: the top level must be a "
+                          f"mapping of settings (key: value), got {_show(data)}", HINT)
+    lines: dict[KeyPath, int] = {}
+    _map_lines(node, (), lines)
+    return data, {key_path: f"{CONFIG_FILE}:{line}" for key_path, line in lines.items()}
+
+
+def _map_lines(node: yaml.Node, key_path: KeyPath, lines: dict[KeyPath, int]) -> None:
+    """Record the 1-based line of every key and list item; refuse duplicate keys."""
+    lines.setdefault(key_path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if key.tag == "tag:yaml.org,2002:merge":
+                continue
+            child = (*key_path, key.value)
+            line = key.start_mark.line + 1
+            if key.tag != "tag:yaml.org,2002:str":  # `on:` is a boolean, `1:` an integer
+                raise ConfigError(f"{CONFIG_FILE}:{line}: key '{_dotted(child)}' must be a "
+                                  "plain name; quote it if it is meant as one", HINT)
+            if child in lines:
+                raise ConfigError(f"{CONFIG_FILE}:{line}: duplicate key '{_dotted(child)}' "
+                                  f"(first set on line {lines[child]})", HINT)
+            lines[child] = line
+            _map_lines(value, child, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _map_lines(item, (*key_path, index), lines)
+
+
+def _settings_paths(model: type[BaseModel] = Config,
+                    prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], bool]:
+    """Every settable key path (sections and leaves) -> whether its value is a plain string."""
+    paths: dict[tuple[str, ...], bool] = {}
+    for name, field in model.model_fields.items():
+        key_path = (*prefix, name)
+        paths[key_path] = field.annotation in (str, str | None)
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            paths.update(_settings_paths(field.annotation, key_path))
+    return paths
+
+
+def _from_environ(environ: Mapping[str, str], settings: Mapping[tuple[str, ...], bool]
+                  ) -> list[tuple[tuple[str, ...], object, str]]:
+    """GITFORGE_MAX_ATTEMPTS=5, GITFORGE_BUILDER__KIND=command -> (key path, value, origin)."""
+    names = {ENV_PREFIX + "__".join(p).upper(): p for p in settings}
+    found = []
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        upper = ENV_PREFIX + name[len(ENV_PREFIX):].upper()  # case-insensitive after the prefix
+        if upper in RESERVED_ENV:
+            continue
+        where = f"environment variable {name}"
+        if upper not in names:
+            raise ConfigError(f"{where}: not a gitforge setting — {_suggest(upper, names)}",
+                              "Rename or unset it; settings are GITFORGE_<KEY>, with __ "
+                              "between nested keys (GITFORGE_BUILDER__KIND). " + HINT)
+        raw = environ[name]
+        if settings[names[upper]]:  # a string setting: a branch named 1.0 stays "1.0"
+            found.append((names[upper], raw, where))
+            continue
+        try:
+            found.append((names[upper], yaml.safe_load(raw), where))
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or exc
+            raise ConfigError(f"{where}: cannot read {raw!r} as a YAML value: {problem}",
+                              HINT) from None
+    return found
+
+
+def _put(data: dict[str, Any], origins: dict[KeyPath, str], key_path: tuple[str, ...],
+         value: object, where: str) -> None:
+    """Set one setting over whatever a lower layer said, and remember where it came from."""
+    node = data
+    for depth, key in enumerate(key_path[:-1], start=1):
+        if node.get(key) is None:
+            node[key] = {}
+            origins[key_path[:depth]] = where
+        elif not isinstance(node[key], dict):
+            return  # `builder: x` below us is reported as not a mapping, where it was written
+        node = node[key]
+    node[key_path[-1]] = value
+    for stale in [p for p in origins if p[:len(key_path)] == key_path]:
+        del origins[stale]
+    origins[key_path] = where
+
+
+_EXPECTED = {
+    "int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
+    "string_type": "a string", "list_type": "a list", "model_type": "a mapping",
+    "dict_type": "a mapping",
+}
+
+
+def _describe(error: Mapping[str, Any], origins: Mapping[KeyPath, str]) -> str:
+    """One pydantic error -> 'otto.yaml:7: 'max_attempts' must be an integer, got ...'."""
+    loc: KeyPath = tuple(error["loc"])
+    kind, value, ctx = error["type"], error["input"], error.get("ctx") or {}
+    where = next((origins[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in origins),
+                 CONFIG_FILE)
+    key = _dotted(loc)
+    if kind == "extra_forbidden":
+        siblings = [_dotted((*loc[:-1], name)) for name in _annotation_at(loc[:-1]).model_fields]
+        return f"{where}: unknown key '{key}' — {_suggest(key, siblings)}"
+    if kind == "missing":
+        return f"{where}: '{_dotted(loc[:-1])}' is missing the required key '{loc[-1]}'"
+    if kind == "literal_error":
+        choices = [str(c) for c in get_args(_annotation_at(loc))]
+        close = difflib.get_close_matches(str(value), choices, n=1)
+        tail = f" — did you mean '{close[0]}'?" if close else ""
+        return f"{where}: '{key}' must be one of {', '.join(choices)}; got {_show(value)}{tail}"
+    if kind in _EXPECTED:
+        return f"{where}: '{key}' must be {_EXPECTED[kind]}, got {_show(value)}"
+    if kind in ("greater_than", "greater_than_equal"):
+        bound = f"greater than {ctx['gt']:g}" if "gt" in ctx else f"at least {ctx['ge']:g}"
+        return f"{where}: '{key}' must be {bound}, got {_show(value)}"
+    if kind == "string_too_short":
+        return f"{where}: '{key}' must not be empty"
+    return f"{where}: '{key}': {error['msg']}"
+
+
+def _annotation_at(loc: KeyPath) -> Any:
+    """The schema type at a key path: () -> Config, ("verify", 0) -> Gate."""
+    annotation: Any = Config
+    for part in loc:
+        annotation = get_args(annotation)[0] if isinstance(part, int) \
+            else annotation.model_fields[part].annotation
+    return annotation
+
+
+def _dotted(loc: KeyPath) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+
+
+def _suggest(wrong: str, valid: Iterable[str]) -> str:
+    """'did you mean X?' for a close valid name, else the valid names (or the nearest one)."""
+    valid = list(valid)
+    if close := difflib.get_close_matches(wrong, valid, n=1):
+        return f"did you mean '{close[0]}'?"
+    if len(valid) <= 16:
+        return "valid keys: " + ", ".join(valid)
+    return f"the nearest is '{difflib.get_close_matches(wrong, valid, n=1, cutoff=0)[0]}'"
+
+
+def _show(value: object) -> str:
+    """A value as written, with its YAML type: 'three' (a string), true (a boolean), a list."""
+    if value is None or isinstance(value, (list, dict)):
+        return {list: "a list", dict: "a mapping"}.get(type(value), "null")
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    kind = {str: "a string", int: "an integer", float: "a number"}.get(type(value), "a value")
+    return f"{value!r} ({kind})"
+
+
+def _flow(value: object) -> str:
+    """A value as one line of YAML, quoted only where YAML needs it."""
+    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=1 << 16)
+    return text.removesuffix("\n...\n").strip()
+
+
+def render_default_config(target_branch: str, verify: list[dict] | None = None) -> str:
+    """The commented otto.yaml that `gitforge init` writes: the defaults, spelled out."""
+    d = Config()
+    b, p, w, budgets = d.builder, d.policy, d.worktrees, d.budgets
+    gates = "".join(f"\n  - {_flow(gate)}" for gate in verify or [])
+    example = "" if verify else '\n#  - {name: tests, run: "pytest -q", timeout: 600}'
+    return f"""\
+# gitforge configuration. {HINT}
+# Precedence: command-line flag > environment (GITFORGE_*) > this file > defaults.
+
+target_branch: {_flow(target_branch)}
+backlog: {d.backlog}
+progress: {d.progress}
+
+# Gates, run in order inside the task worktree; all must pass before a change lands.
+verify:{gates or " []"}{example}
+
+builder:
+  kind: {b.kind}                   # patch | anthropic | command
+  #   patch:     apply the phase's ### Patch block; no AI needed
+  #   anthropic: ask the Anthropic API (needs ANTHROPIC_API_KEY) with `model`
+  #   command:   run a coding-agent CLI in the worktree, e.g.
+  #              command: "claude -p --permission-mode acceptEdits"
+  model: {b.model}
+  command: null
+  timeout: {b.timeout:g}                 # seconds
+  env_allowlist: {_flow(b.env_allowlist)}
+
+planner: {{enabled: {_flow(d.planner.enabled)}, model: {d.planner.model}}}
+pilot: {_flow(d.pilot)}                     # failure triage ("doctor") between attempts
+max_attempts: {d.max_attempts}
+parallel: {d.parallel}
+budgets:
+  usd_per_phase: {budgets.usd_per_phase:g}
+  usd_per_run: {budgets.usd_per_run:g}
+  doctor_calls_per_phase: {budgets.doctor_calls_per_phase}
+  doctor_calls_per_run: {budgets.doctor_calls_per_run}
+  failures_per_run: {budgets.failures_per_run}
+merge: {{strategy: {d.merge.strategy}}}       # squash | merge
+
+policy:
+  max_files: {p.max_files}
+  max_lines: {p.max_lines}
+  max_file_bytes: {p.max_file_bytes}
+  protected_paths: {_flow(p.protected_paths)}
+  forbid_binary: {_flow(p.forbid_binary)}
+
+worktrees:
+  setup: null                   # a command run in each new worktree, e.g. "npm ci"
+  include: []                   # gitignored files to copy in, e.g. [".env.test"]
+  pool_size: {w.pool_size}
+
+execute_fix: {{enabled: false, commands: []}}   # opt-in, whitelisted fix commands
+"""

@@ -1,0 +1,229 @@
+"""The loop of one phase (DESIGN.md §2): select -> claim -> worktree -> build -> pipeline ->
+land -> record -> clean. Every step is recorded in the run record before it starts, so a
+run killed anywhere is recovered by the next one (see recover.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from dataclasses import dataclass, field
+
+from gitforge.backlog import Phase, select_next
+from gitforge.builders import make_builder
+from gitforge.context import Context
+from gitforge.errors import ForgeError, UsageError, WorkFailed
+from gitforge.gates import GateResult, GateSpec, describe_failure, gate_specs, run_gates
+from gitforge.land import Landing, Work, land
+from gitforge.pipeline import Attempt, run_attempt
+from gitforge.recover import recover, retryable_phases
+from gitforge.state import new_id, now_iso
+from gitforge.ui import UI
+from gitforge.worktree import Pool
+
+
+@dataclass
+class Outcome:
+    status: str  # "landed" | "failed" | "nothing"
+    reason: str = ""
+    phase: Phase | None = None
+    run_id: str | None = None
+    commit: str | None = None
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.status == "failed" else 0
+
+    def to_json(self) -> dict:
+        return {"status": self.status, "reason": self.reason, "run_id": self.run_id, "commit": self.commit,
+                "phase": self.phase.id if self.phase else None,
+                "title": self.phase.title if self.phase else None, "notices": self.notices}
+
+
+class Engine:
+    def __init__(self, ctx: Context, ui: UI) -> None:
+        self.ctx = ctx
+        self.ui = ui
+        self.store = ctx.store.ensure()
+
+    # -- selection and claim ----------------------------------------------------------------
+    def next(self, phase_id: str | None = None) -> Outcome:
+        for message in recover(self.ctx):
+            self.ui.warn(message)
+        if self.ctx.backlog_is_dirty():
+            self.ui.warn(f"{self.ctx.cfg.backlog} has uncommitted edits; gitforge works from the version "
+                         f"committed on {self.ctx.target}. Commit them to include them.")
+        with contextlib.ExitStack() as stack:
+            with self.store.locked("state", what="the state lock"):
+                phase = self._select(phase_id)
+                if phase is None:
+                    return Outcome("nothing", self._nothing_reason)
+                builder = make_builder(self.ctx.cfg, phase)
+                run_id = new_id()
+                stack.enter_context(self.store.lease(phase.id, run_id))
+            return self._run(phase, builder, run_id)
+
+    def _select(self, phase_id: str | None) -> Phase | None:
+        backlog = self.ctx.backlog()
+        busy = set(self.store.live_leases())
+        retryable = retryable_phases(self.store, self.ctx.cfg.max_attempts)
+        if phase_id is None:
+            sel = select_next(backlog, busy=busy, retryable=retryable)
+            self._nothing_reason = sel.reason
+            return sel.phase
+        phase = backlog.get(phase_id)
+        sel = select_next(backlog, busy=busy, retryable=retryable)
+        runnable = phase.status == "Not started" or (phase.status == "Failed" and phase.id in retryable)
+        waiting = [d for d in phase.dependencies if backlog.get(d).status != "Done"]
+        if phase.id in busy or not runnable or waiting:
+            why = sel.blocked.get(phase.id) or (
+                "it is being worked on by another run" if phase.id in busy else
+                f"it waits on phase {', '.join(waiting)}" if waiting else f"its status is {phase.status}")
+            raise UsageError(f"phase {phase.id} cannot run now: {why}",
+                             hint="run `gitforge status` to see the board")
+        return phase
+
+    # -- one run ----------------------------------------------------------------------------
+    def _run(self, phase: Phase, builder, run_id: str) -> Outcome:
+        ctx, cfg, ui = self.ctx, self.ctx.cfg, self.ui
+        base = ctx.tip
+        run_dir = self.store.run_dir(run_id)
+        record = {"run_id": run_id, "phase": phase.id, "title": phase.title, "status": "running",
+                  "step": "worktree", "target": ctx.target, "base": base,
+                  "branch": f"forge/{phase.id}-{phase.slug}", "builder": builder.describe(),
+                  "pid": os.getpid(), "host": socket.gethostname(), "started": now_iso(), "attempts": [],
+                  "run_dir": str(run_dir)}
+        self.store.save_run(record)
+        self.store.event("run.started", run_id=run_id, phase=phase.id, base=base)
+        ui.step(f"Phase {phase.id}: {phase.title}  (run {run_id})")
+        specs = gate_specs(cfg.verify, phase.verification)
+        env = {"GITFORGE_RUN": run_id, "GITFORGE_PHASE": phase.id}
+        pool = Pool(ctx.git, self.store, cfg.worktrees.setup, cfg.worktrees.include)
+        attempts: list[Attempt] = []
+        try:
+            with pool.acquire(record["branch"], base, run_id, run_dir) as wt:
+                record.update(worktree=str(wt.path), step="build")
+                self.store.save_run(record)
+                ui.info(f"worktree {wt.path} ({'reused' if wt.reused else 'new'}) on {wt.branch}")
+                env["GITFORGE_WORKTREE"] = str(wt.path)
+                feedback = None
+                for n in range(1, cfg.max_attempts + 1):
+                    diff = builder.build(n, feedback)
+                    if diff is None:
+                        break
+                    ui.step(f"attempt {n}/{cfg.max_attempts}: validate, apply, audit, gates")
+                    att = run_attempt(ctx.git, wt, diff, cfg.policy, specs, run_dir, n, env,
+                                      self._gate_printer(), f"Phase {phase.id}: {phase.title} (candidate)")
+                    attempts.append(att)
+                    record["attempts"].append(att.to_json())
+                    self.store.save_run(record)
+                    self.store.event("attempt.finished", run_id=run_id, attempt=n, ok=att.ok, stage=att.stage,
+                                     reason=att.reason)
+                    if att.ok:
+                        break
+                    ui.fail(f"attempt {n}: {att.reason}")
+                    ui.block("\n".join(att.details[-40:]))
+                    feedback = att.feedback
+                last = attempts[-1] if attempts else None
+                if last is None or not last.ok:
+                    wt.keep, wt.keep_reason = True, last.reason if last else "no patch"
+                    reason = last.reason if last else "the builder produced no patch"
+                    return self._fail(phase, record, attempts, reason, retryable=False)
+                record["step"] = "land"
+                self.store.save_run(record)
+                work = Work(base, last.tree, last.commit, self._reverifier(wt, specs, run_dir, env))
+                try:
+                    landing = self._land(phase, record, attempts, work)
+                except WorkFailed as e:
+                    wt.keep, wt.keep_reason = True, e.message
+                    return self._fail(phase, record, attempts, e.message, retryable=True)
+                return self._landed(phase, record, landing)
+        except ForgeError as e:
+            if isinstance(e, WorkFailed):
+                return self._fail(phase, record, attempts, e.message, retryable=True)
+            self._close(record, "failed", e.message)
+            raise
+
+    def _gate_printer(self):
+        def show(spec: GateSpec, result: GateResult | None) -> None:
+            if result is None:
+                self.ui.info(f"gate {spec.name}: {spec.run}")
+            elif result.ok:
+                self.ui.ok(f"gate {spec.name} passed ({result.duration:.2f}s)")
+            else:
+                self.ui.fail(describe_failure(result))
+        return show
+
+    def _reverifier(self, wt, specs, run_dir, env):
+        def reverify(tip: str, merged_tree: str) -> str:
+            self.ui.step(f"{self.ctx.target} moved to {tip[:12]}: re-verifying the change on the new tip")
+            commit = self.ctx.git.commit(merged_tree, [tip], "gitforge candidate (rebased)")
+            self.ctx.git.worktree_reset(wt.path, wt.branch, commit)
+            results = run_gates(specs, wt.path, run_dir / "reverify", env, self._gate_printer())
+            failed = next((g for g in results if not g.ok), None)
+            if failed is not None:
+                raise WorkFailed(f"after {self.ctx.target} moved, {describe_failure(failed)}:\n{failed.tail}")
+            return commit
+        return reverify
+
+    # -- endings ----------------------------------------------------------------------------
+    def _entry(self, record: dict, attempts: list[Attempt], status: str, reason: str = "") -> dict:
+        last = attempts[-1] if attempts else None
+        return {"phase": record["phase"], "title": record["title"], "status": status, "run_id": record["run_id"],
+                "when": now_iso()[:16].replace("T", " ") + " UTC", "attempts": len(attempts),
+                "builder": record["builder"]["kind"], "patch": last.stats if last else None,
+                "gates": [g.to_json() for g in last.gates] if last else [], "reason": reason}
+
+    def _note(self, record: dict, attempts: list[Attempt], status: str) -> dict:
+        last = attempts[-1] if attempts else None
+        return {"schema_version": 1, "run_id": record["run_id"], "phase": record["phase"], "status": status,
+                "attempts": len(attempts), "builder": record["builder"],
+                "gates": [{"name": g.name, "exit_code": g.exit_code, "duration": g.duration,
+                           "timed_out": g.timed_out} for g in (last.gates if last else [])],
+                "patch": last.stats if last else None, "started": record["started"], "ended": now_iso()}
+
+    def _land(self, phase: Phase, record: dict, attempts: list[Attempt], work: Work) -> Landing:
+        self.ui.step(f"landing on {self.ctx.target}")
+
+        def before_move(commit: str) -> None:
+            record.update(step="landing", landing_commit=commit, note=self._note(record, attempts, "landed"))
+            self.store.save_run(record)
+
+        return land(self.ctx, phase, record["run_id"], "Done", self._entry(record, attempts, "Done"),
+                    self._note(record, attempts, "landed"), work=work, before_move=before_move)
+
+    def _landed(self, phase: Phase, record: dict, landing: Landing) -> Outcome:
+        record.update(commit=landing.commit, reverified=landing.reverified)
+        self._close(record, "landed")
+        self.store.event("run.landed", run_id=record["run_id"], phase=phase.id, commit=landing.commit)
+        self.ui.ok(f"Phase {phase.id} landed on {self.ctx.target} as {landing.commit[:12]}")
+        out = Outcome("landed", phase=phase, run_id=record["run_id"], commit=landing.commit)
+        for path, how in landing.checkouts:
+            if how:
+                self.ui.warn(how)
+                out.notices.append(how)
+        return out
+
+    def _fail(self, phase: Phase, record: dict, attempts: list[Attempt], reason: str, retryable: bool) -> Outcome:
+        record.update(retryable=retryable, reason=reason)
+        self.ui.fail(f"Phase {phase.id} failed: {reason.splitlines()[0] if reason else ''}")
+        out = Outcome("failed", reason, phase=phase, run_id=record["run_id"])
+        try:
+            landing = land(self.ctx, phase, record["run_id"], "Failed",
+                           self._entry(record, attempts, "Failed", reason),
+                           self._note(record, attempts, "failed"))
+            record["commit"] = landing.commit
+            out.commit = landing.commit
+            out.notices += [how for _, how in landing.checkouts if how]
+        except ForgeError as e:  # the failure itself is what matters; say the bookkeeping did not land
+            self.ui.warn(f"could not record the failure on {self.ctx.target}: {e.message}")
+        self._close(record, "failed", reason)
+        self.store.event("run.failed", run_id=record["run_id"], phase=phase.id, reason=reason)
+        return out
+
+    def _close(self, record: dict, status: str, reason: str | None = None) -> None:
+        record.update(status=status, step="done", ended=now_iso())
+        if reason is not None:
+            record["reason"] = reason
+        self.store.save_run(record)

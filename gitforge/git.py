@@ -1,0 +1,354 @@
+"""The git boundary: the only importer of pygit2 and the only place that runs `git`.
+
+Objects are passed around as hex strings. Every ref move is a compare-and-swap with a
+reflog reason. gitforge's own git commands never run the user's hooks.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pygit2
+from pygit2.enums import FileMode
+
+from gitforge.errors import PatchRefused, RepoError
+
+NOTES_REF = "refs/notes/forge/runs"
+_MODES = {"file": FileMode.BLOB, "exec": FileMode.BLOB_EXECUTABLE}
+_KINDS = {
+    FileMode.BLOB: "file",
+    FileMode.BLOB_EXECUTABLE: "exec",
+    FileMode.LINK: "link",
+    FileMode.TREE: "dir",
+    FileMode.COMMIT: "dir",
+}
+# Variables git sets for hooks; inherited, they would point our commands at the wrong repo.
+_GIT_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_PREFIX",
+            "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_COMMON_DIR", "GIT_QUARANTINE_PATH")
+
+
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV}
+    env.update(extra or {})
+    return env
+
+
+def run_git(args: Sequence[str], cwd: Path, *, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run git with hooks disabled. Raises RepoError with git's own message on failure."""
+    proc = subprocess.run(["git", "-c", "core.hooksPath=/dev/null", *args], cwd=cwd, env=clean_env(),
+                          capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise RepoError(f"git {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+    return proc
+
+
+@dataclass(frozen=True)
+class Change:
+    """One file of a new tree: `data` None deletes `path`; `old_path` is removed (rename)."""
+
+    path: str
+    data: bytes | None
+    mode: Literal["file", "exec"] = "file"
+    old_path: str | None = None
+
+
+class CommitTree:
+    """A read-only view of one commit's tree (the patch package's TreeView protocol)."""
+
+    def __init__(self, repo: pygit2.Repository, tree: pygit2.Tree) -> None:
+        self._repo = repo
+        self._tree = tree
+
+    def _entry(self, path: str) -> pygit2.Object | None:
+        try:
+            return self._tree[path]
+        except (KeyError, ValueError):
+            return None
+
+    def kind(self, path: str) -> str | None:
+        entry = self._entry(path)
+        return None if entry is None else _KINDS.get(entry.filemode)
+
+    def read(self, path: str) -> bytes | None:
+        entry = self._entry(path)
+        if entry is None or entry.filemode in (FileMode.TREE, FileMode.COMMIT):
+            return None
+        return self._repo[entry.id].data
+
+
+class Git:
+    def __init__(self, repo: pygit2.Repository) -> None:
+        self.repo = repo
+
+    @classmethod
+    def open(cls, path: Path | str = ".") -> Git:
+        found = pygit2.discover_repository(str(path))
+        if found is None:
+            raise RepoError(f"{Path(path).resolve()} is not inside a git repository",
+                            hint="run `git init` (and make a first commit), or cd into your repository")
+        repo = pygit2.Repository(found)
+        if repo.is_bare:
+            raise RepoError(f"{found} is a bare repository", hint="run gitforge in a checkout")
+        common = Path(repo.path)
+        if (common / "commondir").exists():  # a linked worktree: work from the main one
+            main = (common / (common / "commondir").read_text().strip()).resolve()
+            repo = pygit2.Repository(str(main))
+        return cls(repo)
+
+    # -- the repository -----------------------------------------------------------------
+    @property
+    def root(self) -> Path:
+        return Path(self.repo.workdir).resolve()
+
+    @property
+    def common_dir(self) -> Path:
+        return Path(self.repo.path).resolve()
+
+    def require_commits(self) -> None:
+        if self.repo.head_is_unborn:
+            raise RepoError("this repository has no commits yet",
+                            hint="make a first commit (git commit --allow-empty -m init), then run gitforge again")
+
+    def head_branch(self) -> str | None:
+        if self.repo.head_is_unborn:
+            ref = self.repo.references.get("HEAD")
+            target = ref.target if ref is not None else None
+            return target.removeprefix("refs/heads/") if isinstance(target, str) else None
+        if self.repo.head_is_detached:
+            return None
+        return self.repo.head.shorthand
+
+    def branches(self) -> list[str]:
+        return sorted(self.repo.branches.local)
+
+    def branch_tip(self, branch: str) -> str:
+        ref = self.repo.references.get(f"refs/heads/{branch}")
+        if ref is None:
+            have = ", ".join(self.branches()) or "none"
+            raise RepoError(f"target branch '{branch}' does not exist (branches: {have})",
+                            hint="set target_branch in otto.yaml, or pass --target BRANCH")
+        return str(ref.resolve().target)
+
+    def tree_of(self, commit: str) -> str:
+        return str(self.repo[commit].peel(pygit2.Commit).tree_id)
+
+    def view(self, commit_or_tree: str) -> CommitTree:
+        obj = self.repo[commit_or_tree]
+        tree = obj if isinstance(obj, pygit2.Tree) else obj.peel(pygit2.Tree)
+        return CommitTree(self.repo, tree)
+
+    def read_file(self, commit_or_tree: str, path: str) -> bytes | None:
+        return self.view(commit_or_tree).read(path)
+
+    def commit_message(self, commit: str) -> str:
+        return self.repo[commit].message
+
+    def is_ancestor(self, ancestor: str, commit: str) -> bool:
+        return ancestor == commit or self.repo.descendant_of(commit, ancestor)
+
+    # -- writing objects ----------------------------------------------------------------
+    def build_tree(self, base_tree: str, changes: Iterable[Change]) -> str:
+        """A new tree: `base_tree` with `changes` applied, built in memory (blobs + TreeBuilder)."""
+        edits: dict[str, tuple[pygit2.Oid, int] | None] = {}
+        for ch in changes:
+            if ch.old_path and ch.old_path != ch.path:
+                edits.setdefault(ch.old_path, None)
+            edits[ch.path] = None if ch.data is None else (self.repo.create_blob(ch.data), _MODES[ch.mode])
+        tree = self._edit_tree(self.repo[base_tree], edits, "")
+        return str(tree if tree is not None else self.repo.TreeBuilder().write())
+
+    def _edit_tree(self, tree: pygit2.Tree | None, edits: dict, prefix: str) -> pygit2.Oid | None:
+        builder = self.repo.TreeBuilder(tree) if tree is not None else self.repo.TreeBuilder()
+        children: dict[str, dict] = {}
+        for path, value in edits.items():
+            head, sep, rest = path.partition("/")
+            if sep:
+                children.setdefault(head, {})[rest] = value
+                continue
+            existing = builder.get(head)
+            if existing is not None and existing.filemode == FileMode.TREE and value is not None:
+                raise PatchRefused(f"{prefix}{head}: is a directory in the tree; a patch cannot replace it with a file")
+            if value is None:
+                if existing is not None:
+                    builder.remove(head)
+            else:
+                builder.insert(head, value[0], value[1])
+        for name, sub in children.items():
+            existing = builder.get(name)
+            if existing is not None and existing.filemode != FileMode.TREE:
+                raise PatchRefused(f"{prefix}{name}: is a file in the tree; a patch cannot write below it")
+            subtree = self.repo[existing.id] if existing is not None else None
+            new = self._edit_tree(subtree, sub, f"{prefix}{name}/")
+            if new is None:
+                if existing is not None:
+                    builder.remove(name)
+            else:
+                builder.insert(name, new, FileMode.TREE)
+        return builder.write() if len(builder) else None
+
+    def signature(self) -> pygit2.Signature:
+        name = os.environ.get("GIT_AUTHOR_NAME")
+        email = os.environ.get("GIT_AUTHOR_EMAIL")
+        if not (name and email):
+            try:
+                sig = self.repo.default_signature
+                name, email = name or sig.name, email or sig.email
+            except (KeyError, pygit2.GitError):
+                name, email = name or "gitforge", email or "gitforge@localhost"
+        return pygit2.Signature(name, email)
+
+    def commit(self, tree: str, parents: Sequence[str], message: str) -> str:
+        sig = self.signature()
+        return str(self.repo.create_commit(None, sig, sig, message, pygit2.Oid(hex=tree),
+                                           [pygit2.Oid(hex=p) for p in parents]))
+
+    def cas_branch(self, branch: str, expected: str, new: str, reason: str) -> bool:
+        """Move refs/heads/<branch> from `expected` to `new`; False if it had moved."""
+        ref = self.repo.references.get(f"refs/heads/{branch}")
+        if ref is None or str(ref.target) != expected:
+            return False
+        try:
+            ref.set_target(pygit2.Oid(hex=new), reason)
+        except pygit2.GitError as e:
+            if "old reference value does not match" in str(e):
+                return False
+            raise
+        return True
+
+    def set_ref(self, name: str, target: str, reason: str) -> None:
+        """Create or move a gitforge-owned ref (forge branches, refs/forge/*)."""
+        ref = self.repo.references.get(name)
+        if ref is None:
+            self.repo.references.create(name, pygit2.Oid(hex=target))
+        else:
+            ref.set_target(pygit2.Oid(hex=target), reason)
+
+    def delete_ref(self, name: str) -> None:
+        ref = self.repo.references.get(name)
+        if ref is not None:
+            ref.delete()
+
+    def merge_trees(self, ancestor: str, ours: str, theirs: str) -> tuple[str | None, list[str]]:
+        """Three-way merge in memory: (tree, []) or (None, conflicting paths)."""
+        index = self.repo.merge_trees(self.repo[ancestor], self.repo[ours], self.repo[theirs])
+        if index.conflicts is not None:
+            paths = sorted({(e[1] or e[2] or e[0]).path for e in index.conflicts})
+            return None, paths
+        return str(index.write_tree(self.repo)), []
+
+    def changed_paths(self, old_tree: str, new_tree: str) -> list[str]:
+        diff = self.repo.diff(self.repo[old_tree], self.repo[new_tree])
+        return sorted({d.delta.new_file.path for d in diff} | {d.delta.old_file.path for d in diff})
+
+    def diff_text(self, old_tree: str, new_tree: str) -> str:
+        return self.repo.diff(self.repo[old_tree], self.repo[new_tree]).patch or ""
+
+    def log(self, tip: str, limit: int = 200) -> list[tuple[str, str]]:
+        """(commit, message) from tip backwards, first parents only."""
+        out: list[tuple[str, str]] = []
+        walker = self.repo.walk(pygit2.Oid(hex=tip))
+        walker.simplify_first_parent()
+        for c in walker:
+            out.append((str(c.id), c.message))
+            if len(out) >= limit:
+                break
+        return out
+
+    # -- notes --------------------------------------------------------------------------
+    def read_note(self, commit: str, ref: str = NOTES_REF) -> str | None:
+        try:
+            return self.repo.lookup_note(commit, ref).message
+        except KeyError:
+            return None
+
+    def append_note(self, commit: str, line: str, ref: str = NOTES_REF, attempts: int = 50) -> None:
+        """Append one line to the note on `commit`. The caller holds the notes lock; a user's
+        concurrent `git notes` can still hold git's own ref lock, so retry on OSError."""
+        sig = self.signature()
+        for i in range(attempts):
+            existing = self.read_note(commit, ref)
+            body = (existing.rstrip("\n") + "\n" if existing else "") + line.rstrip("\n") + "\n"
+            try:
+                self.repo.create_note(body, sig, sig, commit, ref, True)
+                return
+            except OSError:
+                if i == attempts - 1:
+                    raise
+                time.sleep(0.02 * (i + 1))
+
+    # -- checkouts and worktrees ----------------------------------------------------------
+    def checkouts_of(self, branch: str) -> list[Path]:
+        """Working trees (main and linked) whose HEAD is `branch`."""
+        out = []
+        if not self.repo.head_is_detached and self.head_branch() == branch:
+            out.append(self.root)
+        for name in self.repo.list_worktrees():
+            wt = self.repo.lookup_worktree(name)
+            try:
+                r = pygit2.Repository(wt.path)
+            except pygit2.GitError:
+                continue
+            if not r.head_is_detached and not r.head_is_unborn and r.head.shorthand == branch:
+                out.append(Path(wt.path).resolve())
+        return out
+
+    def dirty_paths(self, workdir: Path) -> list[str]:
+        """Tracked files with staged or unstaged changes (untracked files do not count)."""
+        proc = run_git(["status", "--porcelain=v1", "-z", "--untracked-files=no"], workdir)
+        return [entry[3:] for entry in proc.stdout.split("\0") if len(entry) > 3]
+
+    def update_checkout(self, workdir: Path, old: str, new: str) -> str | None:
+        """Bring a checkout whose branch moved old -> new up to date, as `git checkout` would.
+        Returns None on success, or git's reason when it refused (nothing is overwritten)."""
+        proc = run_git(["read-tree", "-m", "-u", old, new], workdir, check=False)
+        return None if proc.returncode == 0 else (proc.stderr.strip() or proc.stdout.strip())
+
+    def worktree_add(self, path: Path, branch: str, commit: str) -> None:
+        run_git(["worktree", "add", "--force", "-B", branch, str(path), commit], self.root)
+
+    def worktree_reset(self, path: Path, branch: str, commit: str) -> None:
+        """Reuse a pooled worktree: switch it to `branch` at `commit`, drop untracked files
+        (ignored ones such as caches stay, which is what makes a pool fast)."""
+        run_git(["checkout", "--quiet", "--force", "-B", branch, commit], path)
+        run_git(["clean", "-ffdq"], path)
+
+    def commit_worktree(self, path: Path, branch: str, tree: str, parents: Sequence[str], message: str) -> str:
+        """Commit `tree` on a worktree's branch and sync its index (files already match)."""
+        commit = self.commit(tree, parents, message)
+        self.set_ref(f"refs/heads/{branch}", commit, "gitforge: verified candidate")
+        run_git(["reset", "--quiet"], path)
+        return commit
+
+    def worktree_detach(self, path: Path) -> None:
+        run_git(["checkout", "--quiet", "--force", "--detach"], path)
+
+    def worktree_remove(self, path: Path) -> None:
+        run_git(["worktree", "remove", "--force", "--force", str(path)], self.root, check=False)
+        run_git(["worktree", "prune"], self.root, check=False)
+
+    def branch_checked_out_at(self, branch: str) -> Path | None:
+        for path in self.checkouts_of(branch):
+            return path
+        return None
+
+    def delete_branch(self, branch: str) -> None:
+        self.delete_ref(f"refs/heads/{branch}")
+
+
+def init_repo(path: Path, branch: str, files: dict[str, bytes], message: str) -> Git:
+    """A new repository at `path` whose first commit on `branch` holds `files`, checked out."""
+    path.mkdir(parents=True, exist_ok=True)
+    repo = pygit2.init_repository(str(path), initial_head=branch)
+    git = Git(repo)
+    tree = git.build_tree(str(repo.TreeBuilder().write()),
+                          [Change(p, d, "exec" if d.startswith(b"#!") else "file") for p, d in files.items()])
+    sig = git.signature()
+    repo.create_commit(f"refs/heads/{branch}", sig, sig, message, pygit2.Oid(hex=tree), [])
+    repo.checkout_head(strategy=pygit2.enums.CheckoutStrategy.FORCE)
+    return git

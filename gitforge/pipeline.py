@@ -1,0 +1,130 @@
+"""One attempt of the patch pipeline, with its ledger entry (DESIGN.md §2 step 7–8):
+
+    created -> validated -> applied -> verified -> committed
+    or quarantined (refused by the policy), apply_failed, rolled_back (audit or gate failed)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gitforge.errors import PatchRefused
+from gitforge.gates import GateResult, GateSpec, describe_failure, run_gates
+from gitforge.git import Change, Git
+from gitforge.patch import apply_patches, audit, check_policy, parse_patch
+from gitforge.state import now_iso
+from gitforge.worktree import Worktree, write_files
+
+
+@dataclass
+class Attempt:
+    number: int
+    ok: bool = False
+    stage: str = "created"
+    reason: str = ""
+    details: list[str] = field(default_factory=list)
+    gates: list[GateResult] = field(default_factory=list)
+    changes: tuple[Change, ...] = ()
+    tree: str | None = None
+    commit: str | None = None
+    stats: dict = field(default_factory=dict)
+    ledger: dict = field(default_factory=dict)
+
+    @property
+    def feedback(self) -> str:
+        """What a builder needs to fix its next patch: the reason, then the details."""
+        return "\n".join([self.reason, *self.details]).strip()
+
+    def to_json(self) -> dict:
+        return {"number": self.number, "ok": self.ok, "stage": self.stage, "reason": self.reason,
+                "details": self.details, "gates": [g.to_json() for g in self.gates], "stats": self.stats,
+                "tree": self.tree, "commit": self.commit, "ledger": self.ledger}
+
+
+def _move(entry: dict, state: str, reason: str = "") -> None:
+    entry["state"] = state
+    entry["transitions"].append({"state": state, "at": now_iso(), "reason": reason})
+
+
+def patch_changes(git: Git, base: str, diff: str, policy, scope=None) -> tuple[tuple[Change, ...], dict]:
+    """Parse, validate and apply `diff` against the tree of `base` in memory, then audit.
+    Raises PatchRefused (with `.stage` set) before anything is written anywhere."""
+    view = git.view(base)
+    try:
+        patches = parse_patch(diff)
+    except PatchRefused as e:
+        e.stage = "validate"
+        raise
+    reasons = check_policy(patches, view, max_files=policy.max_files, max_lines=policy.max_lines,
+                           max_file_bytes=policy.max_file_bytes, protected=policy.protected_paths,
+                           forbid_binary=policy.forbid_binary, scope=scope)
+    if reasons:
+        err = PatchRefused("the patch was refused by the policy", reasons)
+        err.stage = "validate"
+        raise err
+    try:
+        applied = apply_patches(patches, view, max_file_bytes=policy.max_file_bytes)
+    except PatchRefused as e:
+        e.stage = "apply"
+        raise
+    changes = tuple(Change(c.path, c.data, c.mode, c.old_path) for c in applied)
+    problems = audit(applied)
+    if problems:
+        err = PatchRefused("the patched files failed the audit", problems)
+        err.stage = "audit"
+        raise err
+    stats = {"files": len(patches), "added": sum(p.added for p in patches),
+             "removed": sum(p.removed for p in patches),
+             "hunks": f"{sum(len(p.hunks) for p in patches)} exact"}
+    return changes, stats
+
+
+def run_attempt(git: Git, wt: Worktree, diff: str, policy, specs: Sequence[GateSpec], run_dir: Path,
+                number: int, env: dict[str, str],
+                on_gate: Callable[[GateSpec, GateResult | None], None] | None = None,
+                commit_message: str = "candidate") -> Attempt:
+    """Take one diff through validate -> apply -> audit -> gates -> candidate commit."""
+    patch_file = run_dir / "patches" / f"attempt-{number}.diff"
+    patch_file.parent.mkdir(parents=True, exist_ok=True)
+    patch_file.write_text(diff, encoding="utf-8", errors="surrogateescape")
+    entry = {"patch": str(patch_file), "sha256": hashlib.sha256(diff.encode("utf-8", "surrogateescape")).hexdigest(),
+             "state": "created", "transitions": []}
+    att = Attempt(number, ledger=entry)
+    _move(entry, "created", f"{len(diff)} bytes")
+    try:
+        changes, stats = patch_changes(git, wt.base, diff, policy)
+    except PatchRefused as e:
+        stage = getattr(e, "stage", "validate")
+        att.stage, att.reason, att.details = stage, e.message, list(e.reasons)
+        if stage == "validate":
+            _move(entry, "quarantined", e.message)
+        elif stage == "apply":
+            _move(entry, "validated")
+            _move(entry, "apply_failed", e.message)
+        else:
+            _move(entry, "validated")
+            _move(entry, "applied")
+            _move(entry, "rolled_back", e.message)
+        return att
+    att.changes, att.stats = changes, stats
+    _move(entry, "validated")
+    if number > 1:  # the previous attempt left its files: back to the base first
+        git.worktree_reset(wt.path, wt.branch, wt.base)
+    write_files(wt.path, changes)
+    _move(entry, "applied", f"{stats['files']} file(s), +{stats['added']} -{stats['removed']}")
+    att.gates = run_gates(specs, wt.path, run_dir / f"attempt-{number}", env, on_gate)
+    failed = next((g for g in att.gates if not g.ok), None)
+    if failed is not None:
+        att.stage, att.reason = "gates", describe_failure(failed)
+        att.details = [f"last lines of its output ({failed.log}):", failed.tail]
+        _move(entry, "rolled_back", att.reason)
+        return att
+    _move(entry, "verified", f"{len(att.gates)} gate(s) passed")
+    att.tree = git.build_tree(git.tree_of(wt.base), changes)
+    att.commit = git.commit_worktree(wt.path, wt.branch, att.tree, [wt.base], commit_message)
+    _move(entry, "committed", att.commit)
+    att.ok, att.stage = True, "committed"
+    return att

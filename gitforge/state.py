@@ -1,0 +1,260 @@
+"""Everything under `.forge/`: run records, events, leases, locks. Every write is atomic.
+
+Layout (DESIGN.md §1)::
+
+    .forge/runs/<run-id>.json      one record per run
+    .forge/runs/<run-id>/          gate logs, patches, diff-log.md
+    .forge/events.jsonl            append-only, one JSON object per line, ULID ids
+    .forge/leases/<phase>.json     who works on what; live while its lock is held
+    .forge/locks/*.lock            filelock files (released by the OS when a holder dies)
+    .forge/worktrees/              pooled task worktrees (see worktree.py)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from gitforge.errors import LockBusy
+
+SCHEMA_VERSION = 1
+FORGE_DIR = ".forge"
+EXCLUDE_LINE = "/.forge/"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_id() -> str:
+    from ulid import ULID  # ~20 ms; only paid when something is written
+
+    return str(ULID())
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that a reader sees the old or the new file, never a torn one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+
+
+def read_json(path: Path) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+@dataclass(frozen=True)
+class Lease:
+    phase: str
+    run_id: str
+    pid: int
+    host: str
+    started: str
+
+
+class Store:
+    """The `.forge/` directory of one repository."""
+
+    def __init__(self, root: Path, git_common_dir: Path | None = None) -> None:
+        self.root = Path(root)
+        self.dir = self.root / FORGE_DIR
+        self._git_common_dir = git_common_dir
+        self._held: dict[str, FileLock] = {}
+
+    # -- layout ---------------------------------------------------------------------------
+    @property
+    def runs_dir(self) -> Path:
+        return self.dir / "runs"
+
+    @property
+    def worktrees_dir(self) -> Path:
+        return self.dir / "worktrees"
+
+    @property
+    def locks_dir(self) -> Path:
+        return self.dir / "locks"
+
+    @property
+    def leases_dir(self) -> Path:
+        return self.dir / "leases"
+
+    @property
+    def events_path(self) -> Path:
+        return self.dir / "events.jsonl"
+
+    def run_dir(self, run_id: str) -> Path:
+        d = self.runs_dir / run_id
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def ensure(self) -> Store:
+        """Create `.forge/` on demand and keep it out of git through info/exclude."""
+        for d in (self.runs_dir, self.locks_dir, self.leases_dir, self.worktrees_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        if self._git_common_dir is not None:
+            self._exclude(self._git_common_dir / "info" / "exclude")
+        return self
+
+    @staticmethod
+    def _exclude(exclude: Path) -> None:
+        text = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
+        if any(line.strip() in (EXCLUDE_LINE, ".forge/", ".forge", "/.forge") for line in text.splitlines()):
+            return
+        if text and not text.endswith("\n"):
+            text += "\n"
+        atomic_write(exclude, (text + "# gitforge run state\n" + EXCLUDE_LINE + "\n").encode())
+
+    # -- locks ----------------------------------------------------------------------------
+    def lock(self, name: str) -> FileLock:
+        """The process-wide lock object for `.forge/locks/<name>.lock` (one object per path)."""
+        self.locks_dir.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.locks_dir / f"{name}.lock"), is_singleton=True)
+
+    @contextlib.contextmanager
+    def locked(self, name: str, timeout: float = -1, what: str | None = None) -> Iterator[None]:
+        lock = self.lock(name)
+        try:
+            lock.acquire(timeout=timeout)
+        except Timeout:
+            raise LockBusy(
+                f"{what or name} is held by another gitforge process",
+                hint=f"wait for it to finish (lock file {self.locks_dir / (name + '.lock')})",
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def is_locked_elsewhere(self, name: str) -> bool:
+        """True when another live process holds the lock (a dead holder's flock is gone)."""
+        if name in self._held:
+            return False
+        lock = self.lock(name)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            return True
+        lock.release()
+        return False
+
+    # -- leases ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lease(self, phase: str, run_id: str) -> Iterator[Lease]:
+        """Claim a phase. Live exactly while this process holds `locks/phase-<id>.lock`."""
+        name = f"phase-{phase}"
+        lock = self.lock(name)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            other = self.read_lease(phase)
+            who = f"run {other.run_id} (pid {other.pid} on {other.host})" if other else "another process"
+            raise LockBusy(f"phase {phase} is already being worked on by {who}",
+                           hint="wait for that run to finish, or pick another phase") from None
+        lease = Lease(phase, run_id, os.getpid(), socket.gethostname(), now_iso())
+        self._held[name] = lock
+        path = self.leases_dir / f"{phase}.json"
+        try:
+            atomic_write_json(path, lease.__dict__)
+            yield lease
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            self._held.pop(name, None)
+            lock.release()
+
+    def read_lease(self, phase: str) -> Lease | None:
+        try:
+            return Lease(**read_json(self.leases_dir / f"{phase}.json"))
+        except (FileNotFoundError, json.JSONDecodeError, TypeError):
+            return None
+
+    def live_leases(self) -> dict[str, Lease]:
+        """Leases whose holder is alive; stale lease files (holder died) are removed."""
+        live: dict[str, Lease] = {}
+        if not self.leases_dir.is_dir():
+            return live
+        for path in sorted(self.leases_dir.glob("*.json")):
+            phase = path.stem
+            lease = self.read_lease(phase)
+            if f"phase-{phase}" in self._held or self.is_locked_elsewhere(f"phase-{phase}"):
+                if lease is not None:
+                    live[phase] = lease
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+        return live
+
+    # -- runs -----------------------------------------------------------------------------
+    def save_run(self, record: dict[str, Any]) -> None:
+        record["schema_version"] = SCHEMA_VERSION
+        record["updated"] = now_iso()
+        atomic_write_json(self.runs_dir / f"{record['run_id']}.json", record)
+
+    def load_run(self, run_id: str) -> dict[str, Any] | None:
+        try:
+            return read_json(self.runs_dir / f"{run_id}.json")
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def runs(self) -> list[dict[str, Any]]:
+        """All run records, oldest first (ULIDs sort by time)."""
+        out = []
+        if self.runs_dir.is_dir():
+            for path in sorted(self.runs_dir.glob("*.json")):
+                with contextlib.suppress(json.JSONDecodeError, OSError):
+                    out.append(read_json(path))
+        return out
+
+    def find_runs(self, prefix: str) -> list[dict[str, Any]]:
+        prefix = prefix.upper()
+        return [r for r in self.runs() if r.get("run_id", "").startswith(prefix)]
+
+    # -- events ---------------------------------------------------------------------------
+    def event(self, kind: str, **data: Any) -> dict[str, Any]:
+        """Append one event. A single O_APPEND write per line; a torn last line is skipped on read."""
+        ev = {"id": new_id(), "ts": now_iso(), "kind": kind, **data}
+        line = (json.dumps(ev, sort_keys=False) + "\n").encode()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+        return ev
+
+    def events(self) -> list[dict[str, Any]]:
+        out = []
+        if self.events_path.exists():
+            for line in self.events_path.read_text(encoding="utf-8", errors="replace").splitlines():
+                with contextlib.suppress(json.JSONDecodeError):
+                    out.append(json.loads(line))
+        return out

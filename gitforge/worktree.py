@@ -1,0 +1,213 @@
+"""Task worktrees: a pool under `.forge/worktrees/`, reused by reset instead of a fresh checkout.
+
+A pooled worktree `wt-N` is in use while its holder has `locks/wt-N.lock`; a worktree whose
+run failed is *kept* (files and branch as they were) until the phase runs again or `gc`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from filelock import Timeout
+
+from gitforge.errors import RepoError, WorkFailed
+from gitforge.gates import GateSpec, run_gate
+from gitforge.git import Change, Git
+from gitforge.state import Store, atomic_write_json, now_iso, read_json
+
+
+@dataclass
+class Worktree:
+    name: str
+    path: Path
+    branch: str
+    base: str
+    keep: bool = False
+    keep_reason: str = ""
+    reused: bool = False
+    setup_log: str | None = None
+    meta: dict = field(default_factory=dict)
+
+
+def write_files(root: Path, changes: Iterable[Change]) -> None:
+    """Write changed files into a checkout (only those); deletions prune empty folders."""
+    root = root.resolve()
+    for ch in changes:
+        for victim in ([ch.old_path] if ch.old_path and ch.old_path != ch.path else []) + (
+                [ch.path] if ch.data is None else []):
+            target = _inside(root, victim)
+            with contextlib.suppress(FileNotFoundError):
+                target.unlink()
+            _prune_empty(root, target.parent)
+        if ch.data is None:
+            continue
+        target = _inside(root, ch.path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_symlink():
+            target.unlink()
+        target.write_bytes(ch.data)
+        mode = target.stat().st_mode
+        target.chmod(mode | 0o111 if ch.mode == "exec" else mode & ~0o111)
+
+
+def _inside(root: Path, rel: str) -> Path:
+    target = root / rel
+    parent = target.parent.resolve()
+    if parent != root and root not in parent.parents:
+        raise WorkFailed(f"{rel}: resolves outside the worktree; refusing to write")
+    return parent / target.name
+
+
+def _prune_empty(root: Path, folder: Path) -> None:
+    while folder != root and root in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent
+
+
+class FsTree:
+    """The TreeView protocol over files on disk (for `gitforge apply` on a working tree)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def kind(self, path: str) -> str | None:
+        p = self.root / path
+        if p.is_symlink():
+            return "link"
+        if p.is_dir():
+            return "dir"
+        if p.is_file():
+            return "exec" if os.access(p, os.X_OK) else "file"
+        return None
+
+    def read(self, path: str) -> bytes | None:
+        p = self.root / path
+        if p.is_symlink():
+            return os.readlink(p).encode()
+        return p.read_bytes() if p.is_file() else None
+
+
+class Pool:
+    def __init__(self, git: Git, store: Store, setup: str | None, include: Iterable[str]) -> None:
+        self.git = git
+        self.store = store
+        self.setup = setup
+        self.include = list(include)
+
+    def _meta_path(self, name: str) -> Path:
+        return self.store.worktrees_dir / f"{name}.json"
+
+    def meta(self, name: str) -> dict:
+        try:
+            return read_json(self._meta_path(name))
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def names(self) -> list[str]:
+        d = self.store.worktrees_dir
+        names = [p.name for p in d.iterdir() if p.is_dir() and p.name.startswith("wt-")] if d.is_dir() else []
+        return sorted(names, key=lambda n: int(n[3:]) if n[3:].isdigit() else 0)
+
+    def kept(self) -> list[dict]:
+        return [m for n in self.names() if (m := self.meta(n)).get("state") == "kept"]
+
+    def _claim(self, branch: str) -> tuple[str, bool]:
+        """Pick a worktree: the one holding `branch` (a kept failure of the same phase), else a
+        free idle one, else a new name. Returns (name, exists)."""
+        names = self.names()
+        ordered = sorted(names, key=lambda n: self.meta(n).get("branch") != branch)
+        for name in ordered:
+            meta = self.meta(name)
+            if meta.get("state") == "kept" and meta.get("branch") != branch:
+                continue
+            lock = self.store.lock(name)
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                continue
+            return name, True
+        n = max([int(x[3:]) for x in names if x[3:].isdigit()] + [0]) + 1
+        name = f"wt-{n}"
+        self.store.lock(name).acquire()
+        return name, False
+
+    @contextlib.contextmanager
+    def acquire(self, branch: str, base: str, run_id: str, log_dir: Path) -> Iterator[Worktree]:
+        with self.store.locked("pool", what="the worktree pool"):
+            name, exists = self._claim(branch)
+        lock = self.store.lock(name)
+        wt = Worktree(name, self.store.worktrees_dir / name, branch, base, reused=exists)
+        try:
+            self._prepare(wt, exists, log_dir)
+            atomic_write_json(self._meta_path(name), {"name": name, "path": str(wt.path), "branch": branch,
+                                                      "run_id": run_id, "state": "busy", "since": now_iso()})
+            yield wt
+        finally:
+            try:
+                self._release(wt, run_id)
+            finally:
+                lock.release()
+
+    def _prepare(self, wt: Worktree, exists: bool, log_dir: Path) -> None:
+        holder = self.git.branch_checked_out_at(wt.branch)
+        if holder is not None and holder != wt.path.resolve():
+            raise RepoError(f"branch {wt.branch} is checked out at {holder}",
+                            hint=f"switch that checkout to another branch, or delete {wt.branch}")
+        if exists and (wt.path / ".git").exists():
+            self.git.worktree_reset(wt.path, wt.branch, wt.base)
+        else:
+            if wt.path.exists():
+                shutil.rmtree(wt.path)
+            self.git.worktree_add(wt.path, wt.branch, wt.base)
+        self._copy_includes(wt.path)
+        if self.setup:
+            result = run_gate(GateSpec("worktree-setup", self.setup, 1800, "otto.yaml"), wt.path, log_dir)
+            wt.setup_log = result.log
+            if not result.ok:
+                wt.keep, wt.keep_reason = True, "worktrees.setup failed"
+                raise WorkFailed(f"worktrees.setup ({self.setup}) failed in {wt.path}:\n{result.tail}",
+                                 hint=f"fix the setup command in otto.yaml; full log: {result.log}")
+
+    def _copy_includes(self, dest: Path) -> None:
+        root = self.git.root
+        for pattern in self.include:
+            for src in sorted(root.glob(pattern)):
+                rel = src.relative_to(root)
+                if rel.parts and rel.parts[0] in (".git", ".forge"):
+                    continue
+                if src.is_dir():
+                    shutil.copytree(src, dest / rel, symlinks=True, dirs_exist_ok=True)
+                elif src.is_file():
+                    (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(src, dest / rel)
+
+    def _release(self, wt: Worktree, run_id: str) -> None:
+        meta = {"name": wt.name, "path": str(wt.path), "branch": wt.branch, "run_id": run_id,
+                "since": now_iso()}
+        if wt.keep:
+            meta.update(state="kept", reason=wt.keep_reason)
+        else:
+            meta.update(state="idle", branch=None)
+            if (wt.path / ".git").exists():
+                self.git.worktree_detach(wt.path)
+                self.git.delete_branch(wt.branch)
+        atomic_write_json(self._meta_path(wt.name), meta)
+
+    def remove(self, name: str) -> None:
+        meta = self.meta(name)
+        path = self.store.worktrees_dir / name
+        self.git.worktree_remove(path)
+        if path.exists():
+            shutil.rmtree(path)
+        if meta.get("branch"):
+            self.git.delete_branch(meta["branch"])
+        with contextlib.suppress(FileNotFoundError):
+            self._meta_path(name).unlink()
