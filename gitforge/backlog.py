@@ -354,7 +354,7 @@ class _Doc:
             indent = len(line) - len(line.lstrip(" "))
             body.append(line[min(indent, fence.indent):])
         if body and all(line.endswith("\r\n") for line in body):
-            return "".join(body)
+            return "".join(line[:-2] + "\n" for line in body)
         return "".join(body)
 
 

@@ -13,6 +13,7 @@ from gitforge.backlog import PRIORITIES, Backlog, Phase, normalize_phase_id
 
 _STOPPERS = ("Failed", "Blocked", "Skipped")  # a dependency in one of these blocks its dependents
 _FINISHED = ("Done", "Skipped")
+_MAX_LINES = 10  # of the "nothing to run" reason; Selection.blocked has every blocked phase
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,8 @@ def _nothing_to_do(backlog: Backlog, by_id: dict[str, Phase], blocked: dict[str,
              for p in phases if p.status not in _FINISHED]
     if len(lines) == 1:
         return f"nothing to run: {lines[0]}"
+    if len(lines) > _MAX_LINES:
+        lines[_MAX_LINES - 1:] = [f"and {len(lines) - _MAX_LINES + 1} more phases not runnable"]
     return "nothing to run:\n" + "\n".join(f"- {line}" for line in lines)
 
 

@@ -52,7 +52,7 @@ def test_create_refused_over_a_directory_or_under_a_file():
     assert refusal("--- /dev/null\n+++ b/d\n@@ -0,0 +1 @@\n+x\n", {"d/f": b""}).reasons == [
         "d: a directory exists at this path"]
     assert refusal("--- /dev/null\n+++ b/f/x\n@@ -0,0 +1 @@\n+x\n", {"f": b""}).reasons == [
-        "f/x: 'f' is a file, not a directory"]
+        "f/x: 'f' is not a directory"]
 
 
 def test_delete_checks_the_content():
@@ -282,3 +282,23 @@ def test_the_true_diff_of_any_edit_applies_exactly(case):
         return
     out = apply(_unified(old, new, case[2]), {"f.txt": old.encode("utf-8", "surrogateescape")})
     assert out == {"f.txt": FileChange("f.txt", new.encode("utf-8", "surrogateescape"), "file", None)}
+
+
+def test_a_new_file_written_as_a_modification_gets_a_hint():
+    err = refusal("--- a/new.py\n+++ b/new.py\n@@ -0,0 +1 @@\n+x\n", {})
+    assert err.reasons == ["new.py: file does not exist (a new file needs '--- /dev/null')"]
+
+
+def test_moving_a_large_file_unchanged_is_not_refused_for_its_size():
+    text = "diff --git a/big b/moved\nsimilarity index 100%\nrename from big\nrename to moved\n"
+    assert apply(text, {"big": b"x" * 500}, max_file_bytes=10)["moved"].old_path == "big"
+
+
+def test_a_hunk_that_would_join_two_lines_is_refused():
+    after_unterminated = "--- a/n\n+++ b/n\n@@ -1,0 +2 @@\n+more\n"
+    assert refusal(after_unterminated, {"n": b"end"}).reasons == [
+        "n: hunk '@@ -1,0 +2 @@': would join two lines at line 2: "
+        "'\\ No newline at end of file' belongs only to the file's last line"]
+    assert apply(after_unterminated, {"n": b"end\n"})["n"].data == b"end\nmore\n"
+    unterminated_in_middle = "--- a/n\n+++ b/n\n@@ -1 +1 @@\n-a\n+A\n\\ No newline at end of file\n"
+    assert "would join two lines at line 1" in refusal(unterminated_in_middle, {"n": b"a\nb\n"}).reasons[0]

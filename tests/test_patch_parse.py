@@ -218,3 +218,8 @@ def test_the_patch_package_imports_nothing_of_git_llm_or_the_rest_of_gitforge():
                 assert name.split(".")[0] not in ("pygit2", "anthropic"), (source.name, name)
                 if name.startswith("gitforge"):
                     assert name in allowed or name.startswith("gitforge.patch"), (source.name, name)
+
+
+def test_hunk_header_without_line_numbers_is_refused():
+    text = "--- a/f\n+++ b/f\n@@ ... @@\n-a\n+b\n"
+    assert "diff line 3: '@@ ... @@' is not a hunk header" in refused(text)

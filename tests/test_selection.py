@@ -191,3 +191,12 @@ def test_reason_blocked_cascade():
         "- phase 1 Failed with no attempts left; set its Status to Not started to retry\n"
         "- phase 2 is blocked, waiting on phase 1 (Failed)\n"
         "- phase 3 is blocked, waiting on phase 2, which is blocked by phase 1")
+
+
+def test_reason_stays_short_on_a_long_backlog():
+    backlog = board(("1", "Failed"), *[(str(n), "Not started", "medium", str(n - 1))
+                                       for n in range(2, 31)])
+    lines = reason(backlog).splitlines()
+    assert len(lines) == 11
+    assert lines[-1] == "- and 21 more phases not runnable"
+    assert len(select_next(backlog).blocked) == 29

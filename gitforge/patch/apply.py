@@ -72,13 +72,7 @@ def apply_patches(patches: Sequence[FilePatch], tree: TreeView, *,
     reasons: list[str] = []
 
     def state(path: str) -> _Entry | None:
-        if path in overlay:
-            return overlay[path]
-        kind = tree.kind(path)
-        if kind in ("file", "exec"):
-            data = tree.read(path)
-            return _Entry(data if data is not None else b"", "exec" if kind == "exec" else "file")
-        return None
+        return overlay[path] if path in overlay else _read(tree, path)
 
     for fp in patches:
         touched = {p for p in (fp.old_path, fp.new_path) if p is not None}
@@ -105,14 +99,17 @@ def apply_patches(patches: Sequence[FilePatch], tree: TreeView, *,
 
     changes = _changes(tree, overlay, origin)
     for c in changes:
-        if c.data is not None and max_file_bytes is not None and len(c.data) > max_file_bytes:
+        if c.data is None or max_file_bytes is None or len(c.data) <= max_file_bytes:
+            continue
+        if c.data != tree.read(c.old_path or c.path):  # a file moved or chmod-ed as it was is not refused
             reasons.append(f"{c.path}: the result is {len(c.data)} bytes, over the limit of "
                            f"{max_file_bytes} (max_file_bytes)")
             failed.add(c.path)
     if reasons:
         bad = len(failed)
         raise PatchRefused(f"patch does not apply ({len(reasons)} problem{'s' * (len(reasons) != 1)} "
-                           f"in {bad} file{'s' * (bad != 1)}); nothing was changed", reasons=reasons)
+                           f"in {bad} file{'s' * (bad != 1)}); nothing was changed", reasons=reasons,
+                           hint="make the patch against the files' current content (shown above)")
     return changes
 
 
@@ -127,18 +124,21 @@ def _check_kinds(fp: FilePatch, tree: TreeView, overlay: dict[str, _Entry | None
     if fp.old_path is not None and state(fp.old_path) is None:
         kind = None if fp.old_path in overlay else tree.kind(fp.old_path)
         what = {"dir": "it is a directory", "link": "it is a symlink"}.get(kind or "", "")
+        if not what and fp.op == "modify" and all(h.old_start == h.old_len == 0 for h in fp.hunks):
+            what = "a new file needs '--- /dev/null'"
         problems.append(f"{fp.old_path}: file does not exist{f' ({what})' if what else ''}")
     if fp.op in ("create", "rename"):
         new = fp.path
         if state(new) is not None:
             problems.append(f"{new}: file already exists")
         elif new not in overlay and tree.kind(new) in ("dir", "link"):
-            problems.append(f"{new}: a {tree.kind(new).replace('dir', 'directory')} exists at this path")
+            what = "directory" if tree.kind(new) == "dir" else "symlink"
+            problems.append(f"{new}: a {what} exists at this path")
         parts = new.split("/")
         for i in range(1, len(parts)):
             prefix = "/".join(parts[:i])
             if state(prefix) is not None or (prefix not in overlay and tree.kind(prefix) == "link"):
-                problems.append(f"{new}: '{prefix}' is a file, not a directory")
+                problems.append(f"{new}: '{prefix}' is not a directory")
                 break
     return problems
 
@@ -175,9 +175,9 @@ def _apply_hunks(fp: FilePatch, lines: list[str]) -> tuple[list[str], list[str]]
         if at is None:
             problems.append(describe_miss(fp.path, hunk, lines))
             at = expected_index(hunk)
-        elif hunk.new_lines and not hunk.new_lines[-1].endswith("\n") and at + hunk.old_len < len(lines):
-            problems.append(f"{fp.path}: hunk '{hunk.header}': leaves a line without a newline "
-                            f"before line {at + hunk.old_len + 1} (the end-of-file marker is misplaced)")
+        elif _joins_lines(lines, at, hunk):
+            problems.append(f"{fp.path}: hunk '{hunk.header}': would join two lines at line {at + 1}: "
+                            "'\\ No newline at end of file' belongs only to the file's last line")
         else:
             placed.append((at, hunk))
         lo = max(lo, at + hunk.old_len)
@@ -189,6 +189,14 @@ def _apply_hunks(fp: FilePatch, lines: list[str]) -> tuple[list[str], list[str]]
         out += lines[pos:at] + hunk.new_lines
         pos = at + len(hunk.old_lines)
     return out + lines[pos:], []
+
+
+def _joins_lines(lines: Sequence[str], at: int, hunk: Hunk) -> bool:
+    """Whether a line without a newline would end up before another line."""
+    new, end = hunk.new_lines, at + hunk.old_len
+    if new and not new[-1].endswith("\n") and end < len(lines):
+        return True
+    return bool(new) and hunk.old_len == 0 and at == len(lines) > 0 and not lines[-1].endswith("\n")
 
 
 def describe_miss(path: str, hunk: Hunk, lines: Sequence[str]) -> str:
@@ -242,20 +250,22 @@ def _split(text: str) -> list[str]:
     return out + [lines[-1]] if lines[-1] else out
 
 
+def _read(tree: TreeView, path: str) -> _Entry | None:
+    """A regular file of the tree (a symlink or directory is not one)."""
+    kind = tree.kind(path)
+    if kind not in ("file", "exec"):
+        return None
+    return _Entry(tree.read(path) or b"", "exec" if kind == "exec" else "file")
+
+
 def _changes(tree: TreeView, overlay: dict[str, _Entry | None],
              origin: dict[str, str]) -> tuple[FileChange, ...]:
     """The net effect of the overlay against the tree, a rename kept as one change."""
-    def before(path: str) -> _Entry | None:
-        kind = tree.kind(path)
-        if kind not in ("file", "exec"):
-            return None
-        return _Entry(tree.read(path) or b"", "exec" if kind == "exec" else "file")
-
     moved = {old: new for new, old in origin.items()
-             if overlay.get(new) is not None and overlay.get(old, "kept") is None and before(old)}
+             if overlay.get(new) is not None and overlay.get(old, "kept") is None and _read(tree, old)}
     changes = []
     for path, entry in overlay.items():
-        orig = before(path)
+        orig = _read(tree, path)
         if path in moved:
             continue
         if entry is None:

@@ -5,15 +5,19 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from gitforge.errors import PatchRefused
+
+if TYPE_CHECKING:
+    import unidiff
 
 Op = Literal["create", "delete", "modify", "rename"]
 LineType = Literal[" ", "-", "+"]
 
 DEV_NULL = "/dev/null"
 _HUNK_RE = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+_HINT = "send a unified diff (as `git diff` writes it) whose hunk headers count their lines exactly"
 _C_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
 
 
@@ -71,18 +75,18 @@ def parse_patch(text: str | bytes) -> tuple[FilePatch, ...]:
     raw = io.StringIO(text).readlines()  # the same line split unidiff uses: on "\n" only
     problems = _check_hunk_counts(raw)
     if problems:
-        raise PatchRefused("malformed patch", reasons=problems)
+        raise PatchRefused("malformed patch", reasons=problems, hint=_HINT)
     try:
         patch_set = unidiff.PatchSet(text)
     except unidiff.UnidiffParseError as exc:
-        raise PatchRefused("malformed patch", reasons=[f"malformed diff: {exc}".rstrip()]) from exc
+        raise PatchRefused("malformed patch", reasons=[f"malformed diff: {exc}".rstrip()], hint=_HINT) from exc
     if not patch_set:
         raise PatchRefused("not a diff", reasons=[
             "no file changes found: expected '--- a/<path>' / '+++ b/<path>' headers and '@@' hunks"])
     patches = tuple(_file_patch(pf, raw) for pf in patch_set)
     problems = [p for fp in patches for p in _check_file(fp)]
     if problems:
-        raise PatchRefused("malformed patch", reasons=problems)
+        raise PatchRefused("malformed patch", reasons=problems, hint=_HINT)
     return patches
 
 
@@ -93,6 +97,9 @@ def _check_hunk_counts(raw: list[str]) -> list[str]:
     while i < len(raw):
         m = _HUNK_RE.match(raw[i])
         if not m:
+            if raw[i].startswith("@@"):
+                problems.append(f"diff line {i + 1}: {raw[i].rstrip()!r} is not a hunk header; "
+                                "expected '@@ -<start>,<count> +<start>,<count> @@'")
             i += 1
             continue
         header, at = raw[i].rstrip("\r\n"), i + 1
@@ -117,7 +124,7 @@ def _check_hunk_counts(raw: list[str]) -> list[str]:
         while i < len(raw) and raw[i].startswith("\\"):
             i += 1
         extra = i < len(raw) and raw[i][:1] in ("+", "-") and not _is_file_header(raw, i) \
-            and raw[i].rstrip("\r\n") not in ("--", "-- ")
+            and raw[i].rstrip("\r\n") not in ("--", "-- ", "---")  # e-mail signature, separator
         if (old, new) != (want_old, want_new) or extra:
             what = (f"line {i + 1} ({raw[i].rstrip()!r}) follows it but is not counted"
                     if extra and (old, new) == (want_old, want_new)
@@ -132,7 +139,7 @@ def _is_file_header(raw: list[str], i: int) -> bool:
         raw[i].startswith("--- ") and i + 1 < len(raw) and raw[i + 1].startswith("+++ "))
 
 
-def _file_patch(pf, raw: list[str]) -> FilePatch:
+def _file_patch(pf: unidiff.PatchedFile, raw: list[str]) -> FilePatch:
     info = [line.rstrip("\r\n") for line in (pf.patch_info or [])]
     is_git = bool(info) and info[0].startswith("diff --git ")
     if any(line.startswith(("copy from ", "copy to ")) for line in info):
@@ -159,7 +166,7 @@ def _file_patch(pf, raw: list[str]) -> FilePatch:
     return FilePatch(op, old, new, pf.source_mode, pf.target_mode, bool(pf.is_binary_file), hunks)
 
 
-def _hunk(h, raw: list[str]) -> Hunk:
+def _hunk(h: unidiff.Hunk, raw: list[str]) -> Hunk:
     lines: list[tuple[LineType, str]] = []
     for line in h:
         if line.line_type == "\\":
