@@ -29,6 +29,7 @@ class Outcome:
     phase: Phase | None = None
     run_id: str | None = None
     commit: str | None = None
+    details: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
 
     @property
@@ -38,7 +39,8 @@ class Outcome:
     def to_json(self) -> dict:
         return {"status": self.status, "reason": self.reason, "run_id": self.run_id, "commit": self.commit,
                 "phase": self.phase.id if self.phase else None,
-                "title": self.phase.title if self.phase else None, "notices": self.notices}
+                "title": self.phase.title if self.phase else None, "details": self.details,
+                "notices": self.notices}
 
 
 class Engine:
@@ -208,7 +210,8 @@ class Engine:
     def _fail(self, phase: Phase, record: dict, attempts: list[Attempt], reason: str, retryable: bool) -> Outcome:
         record.update(retryable=retryable, reason=reason)
         self.ui.fail(f"Phase {phase.id} failed: {reason.splitlines()[0] if reason else ''}")
-        out = Outcome("failed", reason, phase=phase, run_id=record["run_id"])
+        out = Outcome("failed", reason, phase=phase, run_id=record["run_id"],
+                      details=attempts[-1].details if attempts else [])
         try:
             landing = land(self.ctx, phase, record["run_id"], "Failed",
                            self._entry(record, attempts, "Failed", reason),

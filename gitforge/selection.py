@@ -85,10 +85,11 @@ def _nothing_to_do(backlog: Backlog, by_id: dict[str, Phase], blocked: dict[str,
     lines = [_why_waiting(p, by_id, blocked, busy, retry)
              for p in phases if p.status not in _FINISHED]
     if len(lines) == 1:
-        return f"nothing to run: {lines[0]}"
-    if len(lines) > _MAX_LINES:
-        lines[_MAX_LINES - 1:] = [f"and {len(lines) - _MAX_LINES + 1} more phases not runnable"]
-    return "nothing to run:\n" + "\n".join(f"- {line}" for line in lines)
+        return lines[0]
+    count = len(lines)
+    if count > _MAX_LINES:
+        lines[_MAX_LINES - 1:] = [f"and {count - _MAX_LINES + 1} more phases not runnable"]
+    return f"{count} phases cannot run:\n" + "\n".join(f"- {line}" for line in lines)
 
 
 def _why_waiting(p: Phase, by_id: dict[str, Phase], blocked: dict[str, str],
@@ -97,12 +98,12 @@ def _why_waiting(p: Phase, by_id: dict[str, Phase], blocked: dict[str, str],
     if p.id in busy:
         return f"{name} is in progress in another run"
     if p.status == "Awaiting review":
-        return f"{name} is awaiting review; approve it with `gitforge approve {p.id}`"
+        return f"{name} is awaiting review; set its Status to Done once reviewed"
     if p.status == "Proposed":
         return f"{name} is Proposed; change its Status to Not started to run it"
     if p.status == "In progress":
         return (f"{name} is marked In progress but no live run holds it; "
-                "`gitforge resume` recovers it")
+                "set its Status to Not started to run it")
     if p.id in blocked:
         return f"{name} is blocked, {blocked[p.id]}"
     if p.status == "Failed" and p.id not in retry:

@@ -30,6 +30,9 @@ from gitforge.errors import LockBusy
 SCHEMA_VERSION = 1
 FORGE_DIR = ".forge"
 EXCLUDE_LINE = "/.forge/"
+# Locks this process holds as leases. flock excludes other processes (and other threads, which
+# open their own descriptors), but a FileLock is re-entrant within a thread: this closes that gap.
+_HELD: set[str] = set()
 
 
 def now_iso() -> str:
@@ -88,7 +91,6 @@ class Store:
         self.root = Path(root)
         self.dir = self.root / FORGE_DIR
         self._git_common_dir = git_common_dir
-        self._held: dict[str, FileLock] = {}
 
     # -- layout ---------------------------------------------------------------------------
     @property
@@ -156,8 +158,6 @@ class Store:
 
     def is_locked_elsewhere(self, name: str) -> bool:
         """True when another live process holds the lock (a dead holder's flock is gone)."""
-        if name in self._held:
-            return False
         lock = self.lock(name)
         try:
             lock.acquire(timeout=0)
@@ -173,6 +173,8 @@ class Store:
         name = f"phase-{phase}"
         lock = self.lock(name)
         try:
+            if lock.lock_file in _HELD:
+                raise Timeout(lock.lock_file)
             lock.acquire(timeout=0)
         except Timeout:
             other = self.read_lease(phase)
@@ -180,7 +182,7 @@ class Store:
             raise LockBusy(f"phase {phase} is already being worked on by {who}",
                            hint="wait for that run to finish, or pick another phase") from None
         lease = Lease(phase, run_id, os.getpid(), socket.gethostname(), now_iso())
-        self._held[name] = lock
+        _HELD.add(lock.lock_file)
         path = self.leases_dir / f"{phase}.json"
         try:
             atomic_write_json(path, lease.__dict__)
@@ -188,7 +190,7 @@ class Store:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-            self._held.pop(name, None)
+            _HELD.discard(lock.lock_file)
             lock.release()
 
     def read_lease(self, phase: str) -> Lease | None:
@@ -205,7 +207,8 @@ class Store:
         for path in sorted(self.leases_dir.glob("*.json")):
             phase = path.stem
             lease = self.read_lease(phase)
-            if f"phase-{phase}" in self._held or self.is_locked_elsewhere(f"phase-{phase}"):
+            held_here = self.lock(f"phase-{phase}").lock_file in _HELD
+            if held_here or self.is_locked_elsewhere(f"phase-{phase}"):
                 if lease is not None:
                     live[phase] = lease
             else:

@@ -51,7 +51,7 @@ def test_busy_phases_are_skipped():
     assert picked(select_next(backlog, busy=["1"])) == "2"
     selection = select_next(backlog, busy=["1", "2", "not an id"])
     assert selection.phase is None
-    assert selection.reason == ("nothing to run:\n- phase 1 is in progress in another run\n"
+    assert selection.reason == ("2 phases cannot run:\n- phase 1 is in progress in another run\n"
                                 "- phase 2 is in progress in another run")
 
 
@@ -94,7 +94,7 @@ def test_blocked_and_skipped_dependencies_block():
                                  "4": "waiting on phase 2 (Skipped)",
                                  "5": "waiting on phase 1 (Blocked)"}
     assert selection.reason == (
-        "nothing to run:\n"
+        "4 phases cannot run:\n"
         "- phase 1 is Blocked; set its Status to Not started to run it\n"
         "- phase 3 is blocked, waiting on phase 1 (Blocked)\n"
         "- phase 4 is blocked, waiting on phase 2 (Skipped)\n"
@@ -148,26 +148,26 @@ def test_reason_all_finished_with_skipped():
 
 def test_reason_failed_without_attempts():
     assert reason(board(("1", "Done"), ("2", "Failed"))) == (
-        "nothing to run: phase 2 Failed with no attempts left; "
+        "phase 2 Failed with no attempts left; "
         "set its Status to Not started to retry")
 
 
 def test_reason_proposed():
     assert reason(board(("1", "Proposed"))) == (
-        "nothing to run: phase 1 is Proposed; change its Status to Not started to run it")
+        "phase 1 is Proposed; change its Status to Not started to run it")
 
 
 def test_reason_awaiting_review():
     assert reason(board(("3", "Awaiting review"))) == (
-        "nothing to run: phase 3 is awaiting review; approve it with `gitforge approve 3`")
+        "phase 3 is awaiting review; set its Status to Done once reviewed")
 
 
 def test_reason_in_progress():
     assert reason(board(("1", "In progress")), busy={"1"}) == (
-        "nothing to run: phase 1 is in progress in another run")
+        "phase 1 is in progress in another run")
     assert reason(board(("1", "In progress"))) == (
-        "nothing to run: phase 1 is marked In progress but no live run holds it; "
-        "`gitforge resume` recovers it")
+        "phase 1 is marked In progress but no live run holds it; "
+        "set its Status to Not started to run it")
 
 
 def test_reason_waiting_on_a_dependency_that_has_not_run():
@@ -175,8 +175,8 @@ def test_reason_waiting_on_a_dependency_that_has_not_run():
                     ("3", "Not started", "medium", "4"), ("4", "Not started"),
                     ("5", "Failed", "low", "1"))
     assert reason(backlog, busy={"4"}, retryable={"5"}) == (
-        "nothing to run:\n"
-        "- phase 1 is awaiting review; approve it with `gitforge approve 1`\n"
+        "5 phases cannot run:\n"
+        "- phase 1 is awaiting review; set its Status to Done once reviewed\n"
         "- phase 2 is waiting on phase 1 (Awaiting review)\n"
         "- phase 3 is waiting on phase 4 (in progress in another run)\n"
         "- phase 4 is in progress in another run\n"
@@ -187,7 +187,7 @@ def test_reason_blocked_cascade():
     backlog = board(("1", "Failed"), ("2", "Not started", "medium", "1"),
                     ("3", "Not started", "medium", "2"), ("4", "Done"))
     assert reason(backlog) == (
-        "nothing to run:\n"
+        "3 phases cannot run:\n"
         "- phase 1 Failed with no attempts left; set its Status to Not started to retry\n"
         "- phase 2 is blocked, waiting on phase 1 (Failed)\n"
         "- phase 3 is blocked, waiting on phase 2, which is blocked by phase 1")

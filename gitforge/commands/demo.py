@@ -65,6 +65,8 @@ def demo(directory: Path | None, as_json: bool = False) -> int:
     for o in failed:
         out(f"  failed  phase {o.phase.id}: {o.phase.title}")
         out(f"          reason: {o.reason.splitlines()[0]}")
+        for line in _evidence(o.details):
+            out(f"          | {line}")
     for pid, why in blocked.items():
         out(f"  blocked phase {pid}: {why}")
     out("\nLook around:")
@@ -73,6 +75,13 @@ def demo(directory: Path | None, as_json: bool = False) -> int:
     out("  gitforge status                       # the board")
     out(f"  gitforge show {failed[0].phase.id if failed else '1'}                       # a run: ledger, gates, logs")
     return 0
+
+
+def _evidence(details: list[str], limit: int = 4) -> list[str]:
+    """The lines of a gate's output tail that say what went wrong."""
+    lines = [line for d in details for line in d.splitlines()]
+    keys = ("Error", "error:", "assert", "FAIL", "!=", "Traceback")
+    return [line.strip() for line in lines if any(k in line for k in keys)][:limit]
 
 
 def _blocked(ctx: Context) -> list[dict]:

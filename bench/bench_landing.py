@@ -1,0 +1,248 @@
+#!/usr/bin/env python3
+"""Benchmark: how long gitforge takes to land a one-file patch on a large repository,
+next to the same git steps done by a plain shell script, plus the CLI's cold start.
+
+    python bench/bench_landing.py [--files 20000] [--runs 5] [--out docs/benchmarks.md]
+
+Stdlib only; gitforge runs as `sys.executable -m gitforge` in a subprocess. Everything
+happens in a temporary directory (removed at the end) with a throwaway HOME and
+GIT_CONFIG_NOSYSTEM=1, so neither the user's nor the system's git configuration counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+GITFORGE = [sys.executable, "-m", "gitforge"]
+COLD_RUNS = 10
+OTTO_YAML = 'target_branch: main\nverify:\n  - {name: trivial, run: "true"}\n'
+PHASE = """
+## Phase {n}: Bench edit {n}
+**Status:** Not started
+**Dependencies:** None
+
+### Patch
+```diff
+{diff}```
+---
+"""
+# The same git steps as one gitforge landing, with the git CLI. The squash lands the way
+# gitforge does it: commit-tree on the candidate's tree, compare-and-swap update-ref of main,
+# then read-tree -m -u to bring the checkout of main up to date.
+SHELL_LANDING = r"""set -euo pipefail
+repo=$1 wt=$2 patch=$3 n=$4
+git -C "$repo" worktree add -q -b "bench/$n" "$wt" main
+git -C "$wt" apply --index "$patch"
+(cd "$wt" && true)
+git -C "$wt" commit -q -m "bench candidate $n"
+old=$(git -C "$repo" rev-parse main)
+new=$(git -C "$repo" commit-tree -p "$old" -m "Bench edit $n (squash)" "bench/$n^{tree}")
+git -C "$repo" update-ref -m "bench: squash $n" refs/heads/main "$new" "$old"
+git -C "$repo" read-tree -m -u "$old" "$new"
+git -C "$repo" notes --ref=forge/runs add -m "{\"run\": $n, \"status\": \"landed\"}" "$new"
+git -C "$repo" worktree remove "$wt"
+git -C "$repo" branch -q -D "bench/$n"
+"""
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"bench: {shlex.join(args)} failed ({proc.returncode}) in {cwd}:\n{proc.stdout}{proc.stderr}")
+    return proc
+
+
+def timed(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess[str]]:
+    start = time.perf_counter()
+    proc = run(args, cwd, env)
+    return time.perf_counter() - start, proc
+
+
+def hermetic_env(home: Path) -> dict[str, str]:
+    home.mkdir()
+    (home / ".gitconfig").write_text("[user]\n\tname = Bench\n\temail = bench@example.com\n"
+                                     "[init]\n\tdefaultBranch = main\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "GITFORGE_"))}
+    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), GIT_CONFIG_NOSYSTEM="1",
+               GIT_AUTHOR_NAME="Bench", GIT_AUTHOR_EMAIL="bench@example.com",
+               GIT_COMMITTER_NAME="Bench", GIT_COMMITTER_EMAIL="bench@example.com",
+               GIT_AUTHOR_DATE="2024-01-01T00:00:00Z", GIT_COMMITTER_DATE="2024-01-01T00:00:00Z")
+    return env
+
+
+def make_repo(repo: Path, files: int, env: dict[str, str]) -> list[str]:
+    """`files` small text files in 100 leaf folders (10 x 10), otto.yaml, BACKLOG.md: one commit."""
+    paths = [f"d{i % 10}/s{i // 10 % 10}/f{i:05d}.txt" for i in range(files)]
+    for i, rel in enumerate(paths):
+        path = repo / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(f"file {i} line {k}\n" for k in range(5)))
+    (repo / "otto.yaml").write_text(OTTO_YAML)
+    (repo / "BACKLOG.md").write_text("# Backlog\n")
+    run(["git", "init", "-q", "-b", "main"], repo, env)
+    run(["git", "add", "-A"], repo, env)
+    run(["git", "commit", "-q", "-m", f"{files} files"], repo, env)
+    return paths
+
+
+def one_file_diff(repo: Path, rel: str, n: int, env: dict[str, str]) -> str:
+    """A real `git diff` that appends a line to `rel`; the checkout is left as it was."""
+    path = repo / rel
+    path.write_text(path.read_text() + f"edited by bench run {n}\n")
+    diff = run(["git", "diff", "--", rel], repo, env).stdout
+    run(["git", "checkout", "-q", "--", rel], repo, env)
+    return diff
+
+
+def bench_gitforge(repo: Path, paths: list[str], runs: int, env: dict[str, str]) -> list[float]:
+    times = []
+    for n in range(1, runs + 1):
+        diff = one_file_diff(repo, paths[n * 997 % len(paths)], n, env)
+        with open(repo / "BACKLOG.md", "a") as f:
+            f.write(PHASE.format(n=n, diff=diff))
+        run(["git", "commit", "-q", "-m", f"backlog: phase {n}", "--", "BACKLOG.md"], repo, env)
+        seconds, proc = timed([*GITFORGE, "next", "--json"], repo, env)
+        report = json.loads(proc.stdout)
+        if report["status"] != "landed":
+            sys.exit(f"bench: gitforge next did not land phase {n}: {report}\n{proc.stderr}")
+        times.append(seconds)
+        print(f"  gitforge next #{n}: {seconds:.2f} s", file=sys.stderr)
+    return times
+
+
+def bench_shell(tmp: Path, repo: Path, paths: list[str], runs: int, env: dict[str, str]) -> list[float]:
+    script = tmp / "landing.sh"
+    script.write_text(SHELL_LANDING)
+    times = []
+    for n in range(1, runs + 1):
+        patch = tmp / f"shell-{n}.diff"
+        patch.write_text(one_file_diff(repo, paths[(n * 997 + 500) % len(paths)], n, env))
+        seconds, _ = timed(["bash", str(script), str(repo), str(tmp / f"shell-wt-{n}"), str(patch), str(n)],
+                           repo, env)
+        times.append(seconds)
+        print(f"  shell landing #{n}: {seconds:.2f} s", file=sys.stderr)
+    return times
+
+
+def imports_anthropic(args: list[str], repo: Path, env: dict[str, str]) -> bool:
+    """True when `python -X importtime -m gitforge ARGS` imports the anthropic package."""
+    proc = run([sys.executable, "-X", "importtime", "-m", "gitforge", *args], repo, env)
+    return any(line.rstrip().endswith(" anthropic") for line in proc.stderr.splitlines())
+
+
+def machine(env: dict[str, str], cwd: Path) -> list[str]:
+    def out(args: list[str]) -> str:
+        return run(args, cwd, env).stdout.strip()
+    return [f"nproc: {out(['nproc'])}",
+            f"{out([sys.executable, '--version'])} ({sys.executable})",
+            out(["git", "--version"]),
+            f"pygit2 {importlib.metadata.version('pygit2')}, gitforge {importlib.metadata.version('gitforge')}",
+            f"{os.uname().sysname} {os.uname().release} {os.uname().machine}"]
+
+
+def row(what: str, times: list[float], note: str = "") -> str:
+    med = statistics.median(times)
+    return (f"| {what} | {len(times)} | {med:.3f} | {min(times):.3f} | {max(times):.3f} | {note} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--files", type=int, default=20000, help="files in the generated repository")
+    ap.add_argument("--runs", type=int, default=5, help="landings for gitforge and for the shell baseline")
+    ap.add_argument("--out", type=Path, help="also write the report (Markdown) to this file")
+    args = ap.parse_args()
+    if args.runs < 2 or args.files < 1000:
+        ap.error("use --runs >= 2 (the first gitforge run is reported apart) and --files >= 1000")
+    command = shlex.join([sys.executable, *sys.argv])
+
+    with tempfile.TemporaryDirectory(prefix="gitforge-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        env = hermetic_env(tmp / "home")
+        repo = tmp / "repo"
+        repo.mkdir()
+        print(f"generating {args.files} files in {repo}", file=sys.stderr)
+        start = time.perf_counter()
+        paths = make_repo(repo, args.files, env)
+        print(f"  {time.perf_counter() - start:.1f} s", file=sys.stderr)
+
+        forge = bench_gitforge(repo, paths, args.runs, env)
+        shell = bench_shell(tmp, repo, paths, args.runs, env)
+        cold = {name: [timed(cmd, repo, env)[0] for _ in range(COLD_RUNS)]
+                for name, cmd in [("help", [*GITFORGE, "--help"]), ("status", [*GITFORGE, "status"]),
+                                  ("floor", [sys.executable, "-c", "pass"])]}
+        anthropic = {a: imports_anthropic([a], repo, env) for a in ("--help", "status")}
+        facts = machine(env, repo)
+
+    def no_anthropic(arg: str) -> str:
+        return "imports anthropic!" if anthropic[arg] else "does not import anthropic"
+
+    table = "\n".join([
+        "| measurement | runs | median s | min s | max s | notes |",
+        "|---|---:|---:|---:|---:|---|",
+        row("`gitforge next`, first run", forge[:1], "creates the pooled worktree (cold checkout)"),
+        row("`gitforge next`, later runs", forge[1:], "pooled worktree reused (checkout -B + clean)"),
+        row("shell script, same git steps", shell,
+            "worktree add, apply, `true`, commit, commit-tree + update-ref + read-tree, notes add, "
+            "worktree remove"),
+        row("`gitforge --help`", cold["help"], no_anthropic("--help")),
+        row("`gitforge status`", cold["status"], no_anthropic("status")),
+        row("`python -c pass`", cold["floor"], "interpreter floor"),
+    ])
+    print(table)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(report(args, command, facts, table))
+        print(f"wrote {args.out}", file=sys.stderr)
+    if any(anthropic.values()):
+        sys.exit("bench: gitforge imported anthropic on a command that needs no LLM")
+
+
+def report(args: argparse.Namespace, command: str, facts: list[str], table: str) -> str:
+    return f"""# Benchmarks
+
+## Landing a one-file patch on a {args.files:,}-file repository
+
+Produced by `bench/bench_landing.py` (see `bench/README.md`):
+
+    {command}
+
+What was measured (wall clock of each subprocess, seen from the caller):
+
+- A generated repository: {args.files:,} small text files in 100 nested folders, one commit on
+  `main`, an `otto.yaml` with one gate (`true`), a `BACKLOG.md`.
+- **gitforge**: {args.runs} times, a phase whose `### Patch` is a `git diff` of a one-line edit to
+  one file is appended to BACKLOG.md and committed, then `gitforge next` is timed end to end:
+  claim, pooled worktree, validate/apply/audit, gate, candidate commit, squash landing on `main`
+  (with the BACKLOG.md/PROGRESS.md bookkeeping), note on `refs/notes/forge/runs`, update of the
+  clean `main` checkout. The first run creates the pooled worktree (a cold checkout of every
+  file); the later ones reuse it by reset.
+- **shell baseline**: the same git steps with the git CLI in one bash script, {args.runs} times:
+  `git worktree add` (new branch at `main`), `git apply --index`, `true`, `git commit`, a
+  squash onto `main` done as gitforge does it (`git commit-tree` on the candidate's tree,
+  compare-and-swap `git update-ref`, `git read-tree -m -u` on the `main` checkout),
+  `git notes --ref=forge/runs add`, `git worktree remove`, branch delete. It creates a fresh
+  worktree every time and does no bookkeeping, locking, run records or policy checks.
+- **cold start**: {COLD_RUNS} runs each of `gitforge --help`, `gitforge status` (in the generated
+  repository, after the landings) and `python -c pass`. `python -X importtime -m gitforge …` is
+  checked for an `anthropic` import.
+
+Machine:
+
+{chr(10).join(f"- {fact}" for fact in facts)}
+
+{table}
+"""
+
+
+if __name__ == "__main__":
+    main()
