@@ -55,7 +55,8 @@ def init_cmd(repo: Repo = Path("."), target: Target = None) -> None:
 @app.command("next")
 def next_cmd(phase: Annotated[Optional[str], typer.Argument(help="Run this phase instead of the next one.")] = None,
              repo: Repo = Path("."), target: Target = None, json: Json = False,
-             max_attempts: Annotated[Optional[int], typer.Option("--max-attempts", min=1)] = None) -> None:
+             max_attempts: Annotated[Optional[int], typer.Option("--max-attempts", min=1,
+                                                                     help="Attempts for this run (overrides otto.yaml).")] = None) -> None:
     """Take the next runnable phase to a verified commit on the target. Example: gitforge next"""
     from gitforge.commands.next import next_phase
 

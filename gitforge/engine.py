@@ -101,7 +101,7 @@ class Engine:
         ui.step(f"Phase {phase.id}: {phase.title}  (run {run_id})")
         specs = gate_specs(cfg.verify, phase.verification)
         env = {"GITFORGE_RUN": run_id, "GITFORGE_PHASE": phase.id}
-        pool = Pool(ctx.git, self.store, cfg.worktrees.setup, cfg.worktrees.include)
+        pool = Pool(ctx.git, self.store, cfg.worktrees.setup, cfg.worktrees.include, cfg.worktrees.pool_size)
         attempts: list[Attempt] = []
         try:
             with pool.acquire(record["branch"], base, run_id, run_dir) as wt:

@@ -96,11 +96,13 @@ class FsTree:
 
 
 class Pool:
-    def __init__(self, git: Git, store: Store, setup: str | None, include: Iterable[str]) -> None:
+    def __init__(self, git: Git, store: Store, setup: str | None, include: Iterable[str],
+                 size: int = 4) -> None:
         self.git = git
         self.store = store
         self.setup = setup
         self.include = list(include)
+        self.size = size  # idle worktrees kept for reuse; more are removed on release
 
     def _meta_path(self, name: str) -> Path:
         return self.store.worktrees_dir / f"{name}.json"
@@ -195,6 +197,10 @@ class Pool:
         if wt.keep:
             meta.update(state="kept", reason=wt.keep_reason)
         else:
+            idle = [n for n in self.names() if n != wt.name and self.meta(n).get("state") == "idle"]
+            if len(idle) >= self.size:
+                self.remove(wt.name)
+                return
             meta.update(state="idle", branch=None)
             if (wt.path / ".git").exists():
                 self.git.worktree_detach(wt.path)

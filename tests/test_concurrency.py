@@ -50,7 +50,7 @@ def test_two_next_at_once_on_two_phases_both_land(make_repo, tmp_path):
     root = make_repo(BASE, [
         phase_md("1", "One", patch=make_diff(BASE, {"a.txt": "a\n"}, tmp_path), checks=("sleep 1",)),
         phase_md("2", "Two", patch=make_diff(BASE, {"b.txt": "b\n"}, tmp_path), checks=("sleep 1",)),
-    ])
+    ], otto="worktrees: {pool_size: 1}\n")
     procs = [start_cli("next", cwd=root)]
     wait_for(lambda: (root / ".forge/leases").is_dir() and any((root / ".forge/leases").iterdir()))
     procs.append(start_cli("next", cwd=root))
@@ -62,6 +62,9 @@ def test_two_next_at_once_on_two_phases_both_land(make_repo, tmp_path):
     assert {"a.txt", "b.txt"} <= set(files)
     backlog = git("show", "main:BACKLOG.md", cwd=root)
     assert backlog.count("**Status:** Done") == 2  # the second landing kept the first one's status
+    # two worktrees were needed at once; the pool keeps one idle (pool_size: 1)
+    assert [p.name for p in (root / ".forge/worktrees").iterdir() if p.is_dir()] in (["wt-1"], ["wt-2"])
+    assert "forge/" not in git("worktree", "list", cwd=root).replace(".forge/", "")
 
 
 def test_run_killed_during_gates_is_recovered_and_runs_again(make_repo, tmp_path):
