@@ -41,7 +41,9 @@ PHASE = """
 # then read-tree -m -u to bring the checkout of main up to date.
 SHELL_LANDING = r"""set -euo pipefail
 repo=$1 wt=$2 patch=$3 n=$4
+echo "start $EPOCHREALTIME"
 git -C "$repo" worktree add -q -b "bench/$n" "$wt" main
+echo "add $EPOCHREALTIME"
 git -C "$wt" apply --index "$patch"
 (cd "$wt" && true)
 git -C "$wt" commit -q -m "bench candidate $n"
@@ -50,8 +52,10 @@ new=$(git -C "$repo" commit-tree -p "$old" -m "Bench edit $n (squash)" "bench/$n
 git -C "$repo" update-ref -m "bench: squash $n" refs/heads/main "$new" "$old"
 git -C "$repo" read-tree -m -u "$old" "$new"
 git -C "$repo" notes --ref=forge/runs add -m "{\"run\": $n, \"status\": \"landed\"}" "$new"
+echo "land $EPOCHREALTIME"
 git -C "$repo" worktree remove "$wt"
 git -C "$repo" branch -q -D "bench/$n"
+echo "remove $EPOCHREALTIME"
 """
 
 
@@ -63,6 +67,9 @@ def run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Completed
 
 
 def timed(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """Wall clock of one subprocess. Dirty pages are flushed first, so that the writeback of
+    the previous run (deleting 20,000 files costs seconds here) is not billed to this one."""
+    os.sync()
     start = time.perf_counter()
     proc = run(args, cwd, env)
     return time.perf_counter() - start, proc
@@ -71,7 +78,8 @@ def timed(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, subpr
 def hermetic_env(home: Path) -> dict[str, str]:
     home.mkdir()
     (home / ".gitconfig").write_text("[user]\n\tname = Bench\n\temail = bench@example.com\n"
-                                     "[init]\n\tdefaultBranch = main\n")
+                                     "[init]\n\tdefaultBranch = main\n"
+                                     "[gc]\n\tauto = 0\n[maintenance]\n\tauto = false\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "GITFORGE_"))}
     env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), GIT_CONFIG_NOSYSTEM="1",
                GIT_AUTHOR_NAME="Bench", GIT_AUTHOR_EMAIL="bench@example.com",
@@ -81,7 +89,8 @@ def hermetic_env(home: Path) -> dict[str, str]:
 
 
 def make_repo(repo: Path, files: int, env: dict[str, str]) -> list[str]:
-    """`files` small text files in 100 leaf folders (10 x 10), otto.yaml, BACKLOG.md: one commit."""
+    """`files` small text files in 100 leaf folders (10 x 10), otto.yaml, BACKLOG.md: one commit,
+    packed as a clone would be (auto gc is off: no background repack during the timings)."""
     paths = [f"d{i % 10}/s{i // 10 % 10}/f{i:05d}.txt" for i in range(files)]
     for i, rel in enumerate(paths):
         path = repo / rel
@@ -92,6 +101,7 @@ def make_repo(repo: Path, files: int, env: dict[str, str]) -> list[str]:
     run(["git", "init", "-q", "-b", "main"], repo, env)
     run(["git", "add", "-A"], repo, env)
     run(["git", "commit", "-q", "-m", f"{files} files"], repo, env)
+    run(["git", "gc", "-q"], repo, env)
     return paths
 
 
@@ -120,18 +130,31 @@ def bench_gitforge(repo: Path, paths: list[str], runs: int, env: dict[str, str])
     return times
 
 
-def bench_shell(tmp: Path, repo: Path, paths: list[str], runs: int, env: dict[str, str]) -> list[float]:
+def bench_shell(tmp: Path, repo: Path, paths: list[str], runs: int, env: dict[str, str]) -> dict[str, list[float]]:
+    """Total wall clock per run, and the script's own marks: add, land (apply..notes), remove."""
     script = tmp / "landing.sh"
     script.write_text(SHELL_LANDING)
-    times = []
+    times: dict[str, list[float]] = {"total": [], "add": [], "land": [], "remove": []}
     for n in range(1, runs + 1):
         patch = tmp / f"shell-{n}.diff"
         patch.write_text(one_file_diff(repo, paths[(n * 997 + 500) % len(paths)], n, env))
-        seconds, _ = timed(["bash", str(script), str(repo), str(tmp / f"shell-wt-{n}"), str(patch), str(n)],
-                           repo, env)
-        times.append(seconds)
+        seconds, proc = timed(["bash", str(script), str(repo), str(tmp / f"shell-wt-{n}"), str(patch), str(n)],
+                              repo, env)
+        marks = [(name, float(t)) for name, t in (line.split() for line in proc.stdout.splitlines())]
+        times["total"].append(seconds)
+        for (_, before), (name, after) in zip(marks, marks[1:]):
+            times[name].append(after - before)
         print(f"  shell landing #{n}: {seconds:.2f} s", file=sys.stderr)
     return times
+
+
+def check_landed(repo: Path, landings: int, env: dict[str, str]) -> None:
+    """Every landing left a note, and the checkout of main is clean (gitforge kept it up to date)."""
+    notes = run(["git", "notes", "--ref=forge/runs", "list"], repo, env).stdout.splitlines()
+    dirty = run(["git", "status", "--porcelain", "--untracked-files=no"], repo, env).stdout
+    if len(notes) != landings or dirty:
+        sys.exit(f"bench: expected {landings} notes and a clean checkout; got {len(notes)} notes, "
+                 f"status:\n{dirty}")
 
 
 def imports_anthropic(args: list[str], repo: Path, env: dict[str, str]) -> bool:
@@ -177,6 +200,7 @@ def main() -> None:
 
         forge = bench_gitforge(repo, paths, args.runs, env)
         shell = bench_shell(tmp, repo, paths, args.runs, env)
+        check_landed(repo, 2 * args.runs, env)
         cold = {name: [timed(cmd, repo, env)[0] for _ in range(COLD_RUNS)]
                 for name, cmd in [("help", [*GITFORGE, "--help"]), ("status", [*GITFORGE, "status"]),
                                   ("floor", [sys.executable, "-c", "pass"])]}
@@ -191,9 +215,11 @@ def main() -> None:
         "|---|---:|---:|---:|---:|---|",
         row("`gitforge next`, first run", forge[:1], "creates the pooled worktree (cold checkout)"),
         row("`gitforge next`, later runs", forge[1:], "pooled worktree reused (checkout -B + clean)"),
-        row("shell script, same git steps", shell,
-            "worktree add, apply, `true`, commit, commit-tree + update-ref + read-tree, notes add, "
-            "worktree remove"),
+        row("shell script, same git steps", shell["total"], "the whole script (next three rows)"),
+        row("&nbsp;&nbsp;`git worktree add`", shell["add"], "new branch at main: cold checkout"),
+        row("&nbsp;&nbsp;apply … notes add", shell["land"],
+            "`apply --index`, `true`, `commit`, `commit-tree` + `update-ref` + `read-tree -m -u`, `notes add`"),
+        row("&nbsp;&nbsp;`git worktree remove` + `branch -D`", shell["remove"], "deletes the checkout"),
         row("`gitforge --help`", cold["help"], no_anthropic("--help")),
         row("`gitforge status`", cold["status"], no_anthropic("status")),
         row("`python -c pass`", cold["floor"], "interpreter floor"),

@@ -14,7 +14,7 @@ from pathlib import Path
 from gitforge.errors import PatchRefused
 from gitforge.gates import GateResult, GateSpec, describe_failure, run_gates
 from gitforge.git import Change, Git
-from gitforge.patch import apply_patches, audit, check_policy, parse_patch
+from gitforge.patch import TreeView, apply_patches, audit, check_policy, parse_patch
 from gitforge.state import now_iso
 from gitforge.worktree import Worktree, write_files
 
@@ -49,10 +49,9 @@ def _move(entry: dict, state: str, reason: str = "") -> None:
     entry["transitions"].append({"state": state, "at": now_iso(), "reason": reason})
 
 
-def patch_changes(git: Git, base: str, diff: str, policy, scope=None) -> tuple[tuple[Change, ...], dict]:
-    """Parse, validate and apply `diff` against the tree of `base` in memory, then audit.
-    Raises PatchRefused (with `.stage` set) before anything is written anywhere."""
-    view = git.view(base)
+def patch_changes(view: TreeView, diff: str, policy, scope=None) -> tuple[tuple[Change, ...], dict]:
+    """Parse, validate and apply `diff` against `view` (a commit's tree or a working tree) in
+    memory, then audit. Raises PatchRefused (with `.stage` set) before anything is written."""
     try:
         patches = parse_patch(diff)
     except PatchRefused as e:
@@ -95,7 +94,7 @@ def run_attempt(git: Git, wt: Worktree, diff: str, policy, specs: Sequence[GateS
     att = Attempt(number, ledger=entry)
     _move(entry, "created", f"{len(diff)} bytes")
     try:
-        changes, stats = patch_changes(git, wt.base, diff, policy)
+        changes, stats = patch_changes(git.view(wt.base), diff, policy)
     except PatchRefused as e:
         stage = getattr(e, "stage", "validate")
         att.stage, att.reason, att.details = stage, e.message, list(e.reasons)

@@ -32,10 +32,10 @@ def sealed_env(tmp_path_factory, monkeypatch):
 
 
 def git(*args: str, cwd: Path, check: bool = True) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True)  # bytes: keep CRLF as it is
     if check and proc.returncode != 0:
-        raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr}")
-    return proc.stdout
+        raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr.decode(errors='replace')}")
+    return proc.stdout.decode("utf-8", "surrogateescape")
 
 
 def write(root: Path, files: dict[str, str | bytes | None]) -> None:

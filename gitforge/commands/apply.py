@@ -11,17 +11,18 @@ from pathlib import Path
 
 from gitforge.config import load_config
 from gitforge.errors import PatchRefused, UsageError
-from gitforge.git import Change, Git
-from gitforge.patch import apply_patches, audit, check_policy, parse_patch
+from gitforge.git import Git
+from gitforge.pipeline import patch_changes
 from gitforge.ui import UI, print_json
 from gitforge.worktree import FsTree, write_files
 
 
 def _read(patch: Path) -> str:
+    # bytes, not text mode: universal newlines would turn a CRLF patch into an LF one
     if str(patch) == "-":
-        return sys.stdin.read()
+        return sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
     try:
-        return patch.read_text(encoding="utf-8", errors="surrogateescape")
+        return patch.read_bytes().decode("utf-8", "surrogateescape")
     except OSError as e:
         raise UsageError(f"cannot read {patch}: {e.strerror}") from None
 
@@ -30,20 +31,9 @@ def apply(repo: Path, patch: Path, check: bool = False, as_json: bool = False) -
     git = Git.open(repo)
     cfg = load_config(git.root)
     text = _read(patch)
-    tree = FsTree(git.root)
     ui = UI()
     try:
-        patches = parse_patch(text)
-        p = cfg.policy
-        reasons = check_policy(patches, tree, max_files=p.max_files, max_lines=p.max_lines,
-                               max_file_bytes=p.max_file_bytes, protected=p.protected_paths,
-                               forbid_binary=p.forbid_binary)
-        if reasons:
-            raise PatchRefused("the patch was refused by the policy", reasons)
-        applied = apply_patches(patches, tree, max_file_bytes=p.max_file_bytes)
-        problems = audit(applied)
-        if problems:
-            raise PatchRefused("the patched files failed the audit", problems)
+        changes, _ = patch_changes(FsTree(git.root), text, cfg.policy)
     except PatchRefused as e:
         if as_json:
             print_json({"command": "apply", "ok": False, "reason": e.message, "details": e.reasons})
@@ -51,7 +41,6 @@ def apply(repo: Path, patch: Path, check: bool = False, as_json: bool = False) -
             ui.fail(f"{patch}: {e.message}; nothing was written")
             ui.block("\n".join(e.reasons), indent="  ")
         return 1
-    changes = [Change(c.path, c.data, c.mode, c.old_path) for c in applied]
     if not check:
         write_files(git.root, changes)
     files = [{"path": c.path, "deleted": c.data is None, "old_path": c.old_path} for c in changes]
