@@ -146,6 +146,11 @@ class Engine:
                 return self._fail(phase, record, attempts, e.message, retryable=True)
             self._close(record, "failed", e.message)
             raise
+        except KeyboardInterrupt:
+            if record["status"] == "running" and record["step"] != "landing":
+                record["retryable"] = True
+                self._close(record, "crashed", f"interrupted during '{record['step']}'; nothing landed")
+            raise
 
     def _gate_printer(self):
         def show(spec: GateSpec, result: GateResult | None) -> None:

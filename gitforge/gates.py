@@ -96,6 +96,9 @@ def run_gate(spec: GateSpec, cwd: Path, log_dir: Path, env: dict[str, str] | Non
             timed_out = True
             _kill_group(proc)
             code = None
+        except BaseException:  # Ctrl-C or a kill of gitforge: the gate's own session must go too
+            _kill_group(proc)
+            raise
     duration = time.monotonic() - start
     text = log_path.read_text(encoding="utf-8", errors="replace")
     if timed_out:

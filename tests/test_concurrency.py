@@ -130,3 +130,29 @@ def test_concurrent_note_writers_lose_nothing(make_repo):
         assert w.wait(timeout=120) == 0
     total = sum(len(git("notes", "--ref=forge/runs", "show", c, cwd=root).splitlines()) for c in commits)
     assert total == 3 * len(commits)
+
+
+def test_ctrl_c_during_a_gate_ends_the_gate_and_closes_the_run(make_repo, tmp_path):
+    pidfile = tmp_path / "gate.pid"
+    hang = f"sh -c 'sleep 300 & echo $! > {pidfile}; wait'"
+    root = make_repo(BASE, [phase_md("1", "Interrupted", patch=make_diff(BASE, {"a.txt": "a\n"}, tmp_path),
+                                     checks=(hang,))])
+    proc = start_cli("next", cwd=root)
+    wait_for(lambda: pidfile.exists() and pidfile.read_text().strip())
+    os.kill(proc.pid, signal.SIGINT)  # what the terminal sends to gitforge (the gate has its own session)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    child = int(pidfile.read_text())
+    wait_for(lambda: not _alive(child), timeout=10)
+    record = json.loads(next((root / ".forge/runs").glob("*.json")).read_text())
+    assert record["status"] == "crashed" and "interrupted" in record["reason"]
+    assert landed_phases(root) == []
+    assert not (root / ".forge/leases/1.json").exists()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
