@@ -1,12 +1,9 @@
 #!/usr/bin/env python3
-"""Benchmark: how long gitforge takes to land a one-file patch on a large repository,
-next to the same git steps done by a plain shell script, plus the CLI's cold start.
+"""How long gitforge takes to land a one-file patch on a large repository, next to the same
+git steps in a plain shell script, plus the CLI's cold start. Stdlib only; gitforge runs as
+`sys.executable -m gitforge`; everything happens in a temporary directory, removed at the end.
 
     python bench/bench_landing.py [--files 20000] [--runs 5] [--out docs/benchmarks.md]
-
-Stdlib only; gitforge runs as `sys.executable -m gitforge` in a subprocess. Everything
-happens in a temporary directory (removed at the end) with a throwaway HOME and
-GIT_CONFIG_NOSYSTEM=1, so neither the user's nor the system's git configuration counts.
 """
 
 from __future__ import annotations
@@ -67,24 +64,28 @@ def run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Completed
 
 
 def timed(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess[str]]:
-    """Wall clock of one subprocess. Dirty pages are flushed first, so that the writeback of
-    the previous run (deleting 20,000 files costs seconds here) is not billed to this one."""
+    """Wall clock of one subprocess. Dirty pages are flushed first, so that the writeback left
+    by the previous run (a 20,000-file checkout or deletion) is not billed to this one."""
     os.sync()
     start = time.perf_counter()
     proc = run(args, cwd, env)
     return time.perf_counter() - start, proc
 
 
-def hermetic_env(home: Path) -> dict[str, str]:
+def hermetic_env(tmp: Path) -> dict[str, str]:
+    """A throwaway HOME, no system git config, a fixed identity, auto gc off. Bytecode is cached
+    under tmp (as an installed gitforge has it) even where PYTHONDONTWRITEBYTECODE is set."""
+    home = tmp / "home"
     home.mkdir()
     (home / ".gitconfig").write_text("[user]\n\tname = Bench\n\temail = bench@example.com\n"
                                      "[init]\n\tdefaultBranch = main\n"
                                      "[gc]\n\tauto = 0\n[maintenance]\n\tauto = false\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "GITFORGE_"))}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("GIT_", "GITFORGE_")) and k != "PYTHONDONTWRITEBYTECODE"}
     env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), GIT_CONFIG_NOSYSTEM="1",
-               GIT_AUTHOR_NAME="Bench", GIT_AUTHOR_EMAIL="bench@example.com",
-               GIT_COMMITTER_NAME="Bench", GIT_COMMITTER_EMAIL="bench@example.com",
-               GIT_AUTHOR_DATE="2024-01-01T00:00:00Z", GIT_COMMITTER_DATE="2024-01-01T00:00:00Z")
+               PYTHONPYCACHEPREFIX=str(tmp / "pycache"))
+    env.update({f"GIT_{who}_{key}": value for who in ("AUTHOR", "COMMITTER") for key, value in
+                (("NAME", "Bench"), ("EMAIL", "bench@example.com"), ("DATE", "2024-01-01T00:00:00Z"))})
     return env
 
 
@@ -163,19 +164,18 @@ def imports_anthropic(args: list[str], repo: Path, env: dict[str, str]) -> bool:
     return any(line.rstrip().endswith(" anthropic") for line in proc.stderr.splitlines())
 
 
-def machine(env: dict[str, str], cwd: Path) -> list[str]:
-    def out(args: list[str]) -> str:
-        return run(args, cwd, env).stdout.strip()
-    return [f"nproc: {out(['nproc'])}",
-            f"{out([sys.executable, '--version'])} ({sys.executable})",
-            out(["git", "--version"]),
-            f"pygit2 {importlib.metadata.version('pygit2')}, gitforge {importlib.metadata.version('gitforge')}",
+def machine(env: dict[str, str], cwd: Path, load: float) -> list[str]:
+    def out(*args: str) -> str:
+        return run(list(args), cwd, env).stdout.strip()
+    version = importlib.metadata.version
+    return [f"nproc: {out('nproc')}; 1-minute load average at the start: {load:.2f}",
+            f"{out(sys.executable, '--version')} ({sys.executable})", out("git", "--version"),
+            f"pygit2 {version('pygit2')}, gitforge {version('gitforge')}",
             f"{os.uname().sysname} {os.uname().release} {os.uname().machine}"]
 
 
-def row(what: str, times: list[float], note: str = "") -> str:
-    med = statistics.median(times)
-    return (f"| {what} | {len(times)} | {med:.3f} | {min(times):.3f} | {max(times):.3f} | {note} |")
+def row(what: str, t: list[float], note: str) -> str:
+    return f"| {what} | {len(t)} | {statistics.median(t):.3f} | {min(t):.3f} | {max(t):.3f} | {note} |"
 
 
 def main() -> None:
@@ -184,20 +184,20 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5, help="landings for gitforge and for the shell baseline")
     ap.add_argument("--out", type=Path, help="also write the report (Markdown) to this file")
     args = ap.parse_args()
-    if args.runs < 2 or args.files < 1000:
-        ap.error("use --runs >= 2 (the first gitforge run is reported apart) and --files >= 1000")
+    if args.runs < 2:
+        ap.error("--runs must be at least 2 (the first gitforge run is reported apart)")
     command = shlex.join([sys.executable, *sys.argv])
+    load = os.getloadavg()[0]
 
     with tempfile.TemporaryDirectory(prefix="gitforge-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        env = hermetic_env(tmp / "home")
+        env = hermetic_env(tmp)
+        print("warming up: gitforge demo (fills the bytecode cache, checks gitforge works)", file=sys.stderr)
+        run([*GITFORGE, "demo", str(tmp / "demo")], tmp, env)
         repo = tmp / "repo"
         repo.mkdir()
         print(f"generating {args.files} files in {repo}", file=sys.stderr)
-        start = time.perf_counter()
         paths = make_repo(repo, args.files, env)
-        print(f"  {time.perf_counter() - start:.1f} s", file=sys.stderr)
-
         forge = bench_gitforge(repo, paths, args.runs, env)
         shell = bench_shell(tmp, repo, paths, args.runs, env)
         check_landed(repo, 2 * args.runs, env)
@@ -205,23 +205,20 @@ def main() -> None:
                 for name, cmd in [("help", [*GITFORGE, "--help"]), ("status", [*GITFORGE, "status"]),
                                   ("floor", [sys.executable, "-c", "pass"])]}
         anthropic = {a: imports_anthropic([a], repo, env) for a in ("--help", "status")}
-        facts = machine(env, repo)
-
-    def no_anthropic(arg: str) -> str:
-        return "imports anthropic!" if anthropic[arg] else "does not import anthropic"
-
+        facts = machine(env, repo, load)
+    said = {a: "imports anthropic!" if bad else "does not import anthropic" for a, bad in anthropic.items()}
     table = "\n".join([
         "| measurement | runs | median s | min s | max s | notes |",
         "|---|---:|---:|---:|---:|---|",
         row("`gitforge next`, first run", forge[:1], "creates the pooled worktree (cold checkout)"),
         row("`gitforge next`, later runs", forge[1:], "pooled worktree reused (checkout -B + clean)"),
-        row("shell script, same git steps", shell["total"], "the whole script (next three rows)"),
-        row("&nbsp;&nbsp;`git worktree add`", shell["add"], "new branch at main: cold checkout"),
-        row("&nbsp;&nbsp;apply … notes add", shell["land"],
+        row("shell script, same git steps", shell["total"], "the whole script: the next three rows"),
+        row("shell: `git worktree add`", shell["add"], "new branch at main: a cold checkout"),
+        row("shell: apply … notes add", shell["land"],
             "`apply --index`, `true`, `commit`, `commit-tree` + `update-ref` + `read-tree -m -u`, `notes add`"),
-        row("&nbsp;&nbsp;`git worktree remove` + `branch -D`", shell["remove"], "deletes the checkout"),
-        row("`gitforge --help`", cold["help"], no_anthropic("--help")),
-        row("`gitforge status`", cold["status"], no_anthropic("status")),
+        row("shell: `git worktree remove`", shell["remove"], "deletes the checkout; then `branch -D`"),
+        row("`gitforge --help`", cold["help"], said["--help"]),
+        row("`gitforge status`", cold["status"], said["status"]),
         row("`python -c pass`", cold["floor"], "interpreter floor"),
     ])
     print(table)
@@ -242,25 +239,25 @@ Produced by `bench/bench_landing.py` (see `bench/README.md`):
 
     {command}
 
-What was measured (wall clock of each subprocess, seen from the caller):
+Wall clock of each subprocess, seen from the caller, with `os.sync()` before each one:
 
-- A generated repository: {args.files:,} small text files in 100 nested folders, one commit on
-  `main`, an `otto.yaml` with one gate (`true`), a `BACKLOG.md`.
+- The repository: {args.files:,} small text files in 100 nested folders, one commit on `main`
+  (packed), an `otto.yaml` with one gate (`true`), a `BACKLOG.md`.
 - **gitforge**: {args.runs} times, a phase whose `### Patch` is a `git diff` of a one-line edit to
-  one file is appended to BACKLOG.md and committed, then `gitforge next` is timed end to end:
-  claim, pooled worktree, validate/apply/audit, gate, candidate commit, squash landing on `main`
-  (with the BACKLOG.md/PROGRESS.md bookkeeping), note on `refs/notes/forge/runs`, update of the
-  clean `main` checkout. The first run creates the pooled worktree (a cold checkout of every
-  file); the later ones reuse it by reset.
-- **shell baseline**: the same git steps with the git CLI in one bash script, {args.runs} times:
-  `git worktree add` (new branch at `main`), `git apply --index`, `true`, `git commit`, a
-  squash onto `main` done as gitforge does it (`git commit-tree` on the candidate's tree,
-  compare-and-swap `git update-ref`, `git read-tree -m -u` on the `main` checkout),
-  `git notes --ref=forge/runs add`, `git worktree remove`, branch delete. It creates a fresh
-  worktree every time and does no bookkeeping, locking, run records or policy checks.
-- **cold start**: {COLD_RUNS} runs each of `gitforge --help`, `gitforge status` (in the generated
-  repository, after the landings) and `python -c pass`. `python -X importtime -m gitforge …` is
-  checked for an `anthropic` import.
+  one file is appended to BACKLOG.md and committed, then `gitforge next` runs end to end: claim,
+  worktree, validate/apply/audit, gate, candidate commit, squash landing on `main` with the
+  BACKLOG.md/PROGRESS.md bookkeeping, note on `refs/notes/forge/runs`, update of the clean `main`
+  checkout. The first run creates the pooled worktree (a cold checkout); later runs reset it.
+- **shell baseline**: the same git steps in one bash script, {args.runs} times: `git worktree add`
+  (new branch at `main`), `git apply --index`, `true`, `git commit`, a squash onto `main` the way
+  gitforge does it (`git commit-tree` on the candidate's tree, compare-and-swap `git update-ref`,
+  `git read-tree -m -u` in the `main` checkout), `git notes --ref=forge/runs add`,
+  `git worktree remove`, `git branch -D`. No bookkeeping, locks, run records or policy checks.
+- **cold start**: {COLD_RUNS} runs each, bytecode cache warm (a `gitforge demo` runs first);
+  `python -X importtime -m gitforge …` is checked for an `anthropic` import.
+
+Creating or deleting tens of thousands of files costs very different amounts from one run to
+the next on a shared virtual machine: read the min and max columns too.
 
 Machine:
 

@@ -328,6 +328,9 @@ class Git:
     def worktree_detach(self, path: Path) -> None:
         run_git(["checkout", "--quiet", "--force", "--detach"], path)
 
+    def worktree_prune(self) -> None:
+        run_git(["worktree", "prune"], self.root, check=False)
+
     def worktree_remove(self, path: Path) -> None:
         run_git(["worktree", "remove", "--force", "--force", str(path)], self.root, check=False)
         run_git(["worktree", "prune"], self.root, check=False)

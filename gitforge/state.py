@@ -33,6 +33,9 @@ EXCLUDE_LINE = "/.forge/"
 # Locks this process holds as leases. flock excludes other processes (and other threads, which
 # open their own descriptors), but a FileLock is re-entrant within a thread: this closes that gap.
 _HELD: set[str] = set()
+# FileLock's singleton registry holds its objects weakly, and a collected FileLock releases
+# its flock: keep every lock object alive for the life of the process.
+_LOCKS: dict[str, FileLock] = {}
 
 
 def now_iso() -> str:
@@ -139,7 +142,10 @@ class Store:
     def lock(self, name: str) -> FileLock:
         """The process-wide lock object for `.forge/locks/<name>.lock` (one object per path)."""
         self.locks_dir.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(self.locks_dir / f"{name}.lock"), is_singleton=True)
+        path = str(self.locks_dir / f"{name}.lock")
+        if path not in _LOCKS:
+            _LOCKS[path] = FileLock(path, is_singleton=True)
+        return _LOCKS[path]
 
     @contextlib.contextmanager
     def locked(self, name: str, timeout: float = -1, what: str | None = None) -> Iterator[None]:

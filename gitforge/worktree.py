@@ -15,7 +15,7 @@ from pathlib import Path
 
 from filelock import Timeout
 
-from gitforge.errors import RepoError, WorkFailed
+from gitforge.errors import ConfigError, RepoError, WorkFailed
 from gitforge.gates import GateSpec, run_gate
 from gitforge.git import Change, Git
 from gitforge.state import Store, atomic_write_json, now_iso, read_json
@@ -139,6 +139,7 @@ class Pool:
         n = max([int(x[3:]) for x in names if x[3:].isdigit()] + [0]) + 1
         name = f"wt-{n}"
         self.store.lock(name).acquire()
+        (self.store.worktrees_dir / name).mkdir(parents=True)  # reserved: others see it, locked
         return name, False
 
     @contextlib.contextmanager
@@ -152,11 +153,17 @@ class Pool:
             atomic_write_json(self._meta_path(name), {"name": name, "path": str(wt.path), "branch": branch,
                                                       "run_id": run_id, "state": "busy", "since": now_iso()})
             yield wt
-        finally:
-            try:
+        except BaseException as exc:
+            if not wt.keep:  # a run that stopped on an error: keep its files to look at
+                wt.keep, wt.keep_reason = True, f"the run stopped: {exc}" if str(exc) else type(exc).__name__
+            with contextlib.suppress(Exception):  # the original error is the one to report
                 self._release(wt, run_id)
-            finally:
-                lock.release()
+            lock.release()
+            raise
+        try:
+            self._release(wt, run_id)
+        finally:
+            lock.release()
 
     def _prepare(self, wt: Worktree, exists: bool, log_dir: Path) -> None:
         holder = self.git.branch_checked_out_at(wt.branch)
@@ -166,8 +173,10 @@ class Pool:
         if exists and (wt.path / ".git").exists():
             self.git.worktree_reset(wt.path, wt.branch, wt.base)
         else:
-            if wt.path.exists():
-                shutil.rmtree(wt.path)
+            if wt.path.exists():  # leftovers of a worktree git no longer knows; keep the folder reserved
+                for child in wt.path.iterdir():
+                    shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+            self.git.worktree_prune()  # forget worktrees whose folders are gone (.forge/ deleted)
             self.git.worktree_add(wt.path, wt.branch, wt.base)
         self._copy_includes(wt.path)
         if self.setup:
@@ -175,8 +184,8 @@ class Pool:
             wt.setup_log = result.log
             if not result.ok:
                 wt.keep, wt.keep_reason = True, "worktrees.setup failed"
-                raise WorkFailed(f"worktrees.setup ({self.setup}) failed in {wt.path}:\n{result.tail}",
-                                 hint=f"fix the setup command in otto.yaml; full log: {result.log}")
+                raise ConfigError(f"worktrees.setup ({self.setup}) failed in {wt.path}:\n{result.tail}",
+                                  hint=f"fix the setup command in otto.yaml; full log: {result.log}")
 
     def _copy_includes(self, dest: Path) -> None:
         root = self.git.root

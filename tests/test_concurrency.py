@@ -156,3 +156,29 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_four_next_at_once_each_get_their_own_worktree_and_all_land(make_repo, tmp_path):
+    phases = [phase_md(str(i), f"P{i}", patch=make_diff(BASE, {f"f{i}.py": f"x = {i}\n"}, tmp_path),
+                       checks=(f"sleep 0.5 && test -f f{i}.py",))
+              for i in range(1, 5)]
+    root = make_repo(BASE, phases)
+    procs = [start_cli("next", cwd=root) for _ in range(4)]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], [err for _, err in results]
+    assert sorted(landed_phases(root)) == ["1", "2", "3", "4"]
+
+
+def test_gc_does_not_remove_a_worktree_in_use(make_repo, tmp_path):
+    flag = tmp_path / "go"
+    root = make_repo(BASE, [phase_md("1", "Slow", patch=make_diff(BASE, {"a.txt": "a\n"}, tmp_path),
+                                     checks=(f"while [ ! -f {flag} ]; do sleep 0.1; done; test -f a.txt",))])
+    proc = start_cli("next", cwd=root)
+    wait_for(lambda: any((root / ".forge/runs").glob("*/attempt-1/*.log")) if (root / ".forge/runs").is_dir()
+             else False)
+    gc = run_cli("gc", "--json", cwd=root)
+    assert gc.returncode == 0 and json.loads(gc.stdout)["in_use"] == ["wt-1"]
+    flag.write_text("")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert landed_phases(root) == ["1"]

@@ -21,6 +21,7 @@ def gc(repo: Path, as_json: bool = False) -> int:
                 continue
             pool.remove(name)
             removed.append(name)
+        ctx.git.worktree_prune()
     if as_json:
         print_json({"command": "gc", "removed": removed, "in_use": busy})
     else:
