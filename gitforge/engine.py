@@ -51,8 +51,9 @@ class Engine:
 
     # -- selection and claim ----------------------------------------------------------------
     def next(self, phase_id: str | None = None) -> Outcome:
-        for message in recover(self.ctx):
-            self.ui.warn(message)
+        with self.store.locked("state", what="the state lock"):
+            for message in recover(self.ctx):
+                self.ui.warn(message)
         if self.ctx.backlog_is_dirty():
             self.ui.warn(f"{self.ctx.cfg.backlog} has uncommitted edits; gitforge works from the version "
                          f"committed on {self.ctx.target}. Commit them to include them.")
@@ -134,7 +135,8 @@ class Engine:
                     return self._fail(phase, record, attempts, reason, retryable=False)
                 record["step"] = "land"
                 self.store.save_run(record)
-                work = Work(base, last.tree, last.commit, self._reverifier(wt, specs, run_dir, env))
+                work = Work(base, last.tree, last.commit, list(last.gates),
+                            self._reverifier(wt, specs, run_dir, env))
                 try:
                     landing = self._land(phase, record, attempts, work)
                 except WorkFailed as e:
@@ -163,7 +165,7 @@ class Engine:
         return show
 
     def _reverifier(self, wt, specs, run_dir, env):
-        def reverify(tip: str, merged_tree: str) -> str:
+        def reverify(tip: str, merged_tree: str) -> tuple[str, list[GateResult]]:
             self.ui.step(f"{self.ctx.target} moved to {tip[:12]}: re-verifying the change on the new tip")
             commit = self.ctx.git.commit(merged_tree, [tip], "gitforge candidate (rebased)")
             self.ctx.git.worktree_reset(wt.path, wt.branch, commit)
@@ -171,34 +173,41 @@ class Engine:
             failed = next((g for g in results if not g.ok), None)
             if failed is not None:
                 raise WorkFailed(f"after {self.ctx.target} moved, {describe_failure(failed)}:\n{failed.tail}")
-            return commit
+            return commit, results
         return reverify
 
     # -- endings ----------------------------------------------------------------------------
-    def _entry(self, record: dict, attempts: list[Attempt], status: str, reason: str = "") -> dict:
-        last = attempts[-1] if attempts else None
-        return {"phase": record["phase"], "title": record["title"], "status": status, "run_id": record["run_id"],
-                "when": now_iso()[:16].replace("T", " ") + " UTC", "attempts": len(attempts),
-                "builder": record["builder"]["kind"], "patch": last.stats if last else None,
-                "gates": [g.to_json() for g in last.gates] if last else [], "reason": reason}
+    def _entry(self, record: dict, attempts: list[Attempt], status: str, reason: str = ""):
+        def entry(work: Work | None) -> dict:
+            last = attempts[-1] if attempts else None
+            gates = work.gates if work is not None else (last.gates if last else [])
+            return {"phase": record["phase"], "title": record["title"], "status": status,
+                    "run_id": record["run_id"], "when": now_iso()[:16].replace("T", " ") + " UTC",
+                    "attempts": len(attempts), "builder": record["builder"]["kind"],
+                    "patch": last.stats if last else None, "gates": [g.to_json() for g in gates], "reason": reason}
+        return entry
 
-    def _note(self, record: dict, attempts: list[Attempt], status: str) -> dict:
-        last = attempts[-1] if attempts else None
-        return {"schema_version": 1, "run_id": record["run_id"], "phase": record["phase"], "status": status,
-                "attempts": len(attempts), "builder": record["builder"],
-                "gates": [{"name": g.name, "exit_code": g.exit_code, "duration": g.duration,
-                           "timed_out": g.timed_out} for g in (last.gates if last else [])],
-                "patch": last.stats if last else None, "started": record["started"], "ended": now_iso()}
+    def _note(self, record: dict, attempts: list[Attempt], status: str):
+        def note(work: Work | None) -> dict:
+            last = attempts[-1] if attempts else None
+            gates = work.gates if work is not None else (last.gates if last else [])
+            return {"schema_version": 1, "run_id": record["run_id"], "phase": record["phase"], "status": status,
+                    "attempts": len(attempts), "builder": record["builder"],
+                    "gates": [{"name": g.name, "exit_code": g.exit_code, "duration": g.duration,
+                               "timed_out": g.timed_out} for g in gates],
+                    "patch": last.stats if last else None, "started": record["started"], "ended": now_iso()}
+        return note
 
     def _land(self, phase: Phase, record: dict, attempts: list[Attempt], work: Work) -> Landing:
         self.ui.step(f"landing on {self.ctx.target}")
+        note = self._note(record, attempts, "landed")
 
         def before_move(commit: str) -> None:
-            record.update(step="landing", landing_commit=commit, note=self._note(record, attempts, "landed"))
+            record.update(step="landing", landing_commit=commit, note=note(work))
             self.store.save_run(record)
 
         return land(self.ctx, phase, record["run_id"], "Done", self._entry(record, attempts, "Done"),
-                    self._note(record, attempts, "landed"), work=work, before_move=before_move)
+                    note, work=work, before_move=before_move)
 
     def _landed(self, phase: Phase, record: dict, landing: Landing) -> Outcome:
         record.update(commit=landing.commit, reverified=landing.reverified)

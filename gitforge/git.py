@@ -149,6 +149,9 @@ class Git:
     def commit_message(self, commit: str) -> str:
         return self.repo[commit].message
 
+    def parents(self, commit: str) -> list[str]:
+        return [str(p) for p in self.repo[commit].parent_ids]
+
     def is_ancestor(self, ancestor: str, commit: str) -> bool:
         return ancestor == commit or self.repo.descendant_of(commit, ancestor)
 
@@ -298,10 +301,14 @@ class Git:
                 out.append(Path(wt.path).resolve())
         return out
 
-    def dirty_paths(self, workdir: Path) -> list[str]:
-        """Tracked files with staged or unstaged changes (untracked files do not count)."""
-        proc = run_git(["status", "--porcelain=v1", "-z", "--untracked-files=no"], workdir)
-        return [entry[3:] for entry in proc.stdout.split("\0") if len(entry) > 3]
+    def local_changes(self, workdir: Path, treeish: str) -> list[str]:
+        """Tracked paths whose staged or working copy differs from `treeish` (untracked files
+        do not count). Against HEAD this is what `git status` calls uncommitted changes."""
+        paths: set[str] = set()
+        for extra in ([], ["--cached"]):
+            proc = run_git(["diff", "--name-only", "-z", "--no-renames", *extra, treeish, "--"], workdir)
+            paths.update(p for p in proc.stdout.split("\0") if p)
+        return sorted(paths)
 
     def update_checkout(self, workdir: Path, old: str, new: str) -> str | None:
         """Bring a checkout whose branch moved old -> new up to date, as `git checkout` would.

@@ -1,6 +1,6 @@
 """Landing (DESIGN.md §2 steps 10–11): under the merge lock, bring the work onto the target's
 current tip (re-verifying if it moved), add the BACKLOG.md/PROGRESS.md bookkeeping to the
-same commit, move the target by compare-and-swap, write the run note, update clean checkouts.
+same commit, move the target by compare-and-swap, write the run note, update checkouts.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitforge.backlog import Phase, parse_backlog
+from gitforge.backlog import Phase
 from gitforge.context import Context
 from gitforge.errors import WorkFailed
 from gitforge.git import Change
@@ -21,12 +21,15 @@ CAS_ATTEMPTS = 8
 
 @dataclass
 class Work:
-    """A verified change to land: its tree, the commit it was based on, and how to re-verify."""
+    """A verified change to land: its tree, the commit it was based on, how to re-verify it,
+    and the gate results that prove the tree that lands."""
 
     base: str
     tree: str
     candidate: str
-    reverify: Callable[[str, str], str]  # (new tip, merged tree) -> new candidate commit; raises WorkFailed
+    gates: list = field(default_factory=list)
+    # (new tip, merged tree) -> (new candidate commit, gate results); raises WorkFailed
+    reverify: Callable[[str, str], tuple[str, list]] | None = None
 
 
 @dataclass
@@ -34,7 +37,7 @@ class Landing:
     commit: str
     previous: str
     reverified: bool = False
-    checkouts: list[tuple[Path, str | None]] = field(default_factory=list)  # (path, None=updated | how to)
+    checkouts: list[tuple[Path, str | None]] = field(default_factory=list)  # (path, None=fine | what to do)
 
 
 def message_for(phase: Phase, status: str, run_id: str, summary: str = "") -> str:
@@ -46,11 +49,12 @@ def message_for(phase: Phase, status: str, run_id: str, summary: str = "") -> st
     return f"{title}{body}\n\n{trailers}\n"
 
 
-def land(ctx: Context, phase: Phase, run_id: str, status: str, entry: dict, note: dict, *,
-         work: Work | None = None, summary: str = "",
+def land(ctx: Context, phase: Phase, run_id: str, status: str, entry: Callable[[Work | None], dict],
+         note: Callable[[Work | None], dict], *, work: Work | None = None, summary: str = "",
          before_move: Callable[[str], None] | None = None) -> Landing:
-    """Land `work` (or, with work=None, a bookkeeping-only commit) with `phase` set to `status`."""
-    git, cfg = ctx.git, ctx.cfg
+    """Land `work` (or, with work=None, a bookkeeping-only commit) with `phase` set to `status`.
+    `entry` and `note` build the PROGRESS.md entry and the run note from the work as landed."""
+    git = ctx.git
     with ctx.store.locked("merge", what="the merge lock"):
         reverified = False
         for _ in range(CAS_ATTEMPTS):
@@ -64,14 +68,14 @@ def land(ctx: Context, phase: Phase, run_id: str, status: str, entry: dict, note
                         raise WorkFailed(f"{ctx.target} moved while phase {phase.id} ran, and the change "
                                          f"conflicts with it in: {', '.join(conflicts)}",
                                          hint=f"run the phase again from the new tip: gitforge next {phase.id}")
-                    work.candidate = work.reverify(tip, merged)
+                    work.candidate, work.gates = work.reverify(tip, merged)
                     work.base, work.tree, reverified = tip, merged, True
                 tree = work.tree
-                if cfg.merge.strategy == "merge":
+                if ctx.cfg.merge.strategy == "merge":
                     parents.append(work.candidate)
-            final = git.build_tree(tree, _bookkeeping(ctx, tip, phase, status, entry))
+            final = git.build_tree(tree, _bookkeeping(ctx, tree, phase, status, entry(work)))
             commit = git.commit(final, parents, message_for(phase, status, run_id, summary))
-            checkouts = {p: git.dirty_paths(p) for p in git.checkouts_of(ctx.target)}
+            local = {p: git.local_changes(p, tip) for p in git.checkouts_of(ctx.target)}
             if before_move:
                 before_move(commit)
             if git.cas_branch(ctx.target, tip, commit, f"gitforge: phase {phase.id} {status} (run {run_id})"):
@@ -79,34 +83,58 @@ def land(ctx: Context, phase: Phase, run_id: str, status: str, entry: dict, note
         else:
             raise WorkFailed(f"{ctx.target} kept moving during the landing ({CAS_ATTEMPTS} tries)",
                              hint="stop other writers to the branch for a moment, then run gitforge next again")
-        note = {**note, "reverified": reverified}
         with ctx.store.locked("notes", what="the notes lock"):
-            git.append_note(commit, json.dumps(note, sort_keys=True))
+            git.append_note(commit, json.dumps({**note(work), "reverified": reverified}, sort_keys=True))
         landing = Landing(commit, tip, reverified)
-        for path, dirty in checkouts.items():
-            landing.checkouts.append((path, _update_checkout(ctx, path, dirty, tip, commit)))
+        for path, changes in local.items():
+            landing.checkouts.append((path, sync_checkout(ctx, path, tip, commit, changes)))
         return landing
 
 
-def _bookkeeping(ctx: Context, tip: str, phase: Phase, status: str, entry: dict) -> list[Change]:
-    """The phase's new Status in BACKLOG.md and its PROGRESS.md entry, on top of `tip`."""
-    backlog = ctx.backlog(tip).with_status(phase.id, status)
-    old = ctx.git.read_file(tip, ctx.cfg.progress)
+def _bookkeeping(ctx: Context, tree: str, phase: Phase, status: str, entry: dict) -> list[Change]:
+    """The phase's new Status in BACKLOG.md and its PROGRESS.md entry, on top of `tree` (the
+    tree that lands, so a patch's own edits to these files are kept)."""
+    backlog = ctx.backlog(tree).with_status(phase.id, status)
+    old = ctx.git.read_file(tree, ctx.cfg.progress)
     progress = update_progress(old.decode("utf-8", "replace") if old is not None else None,
                                [p.status for p in backlog.phases], entry)
     return [Change(ctx.cfg.backlog, backlog.render().encode("utf-8")),
             Change(ctx.cfg.progress, progress.encode("utf-8"))]
 
 
-def _update_checkout(ctx: Context, path: Path, dirty: list[str], old: str, new: str) -> str | None:
-    """Update a clean checkout of the target; a dirty one is never touched: say how instead."""
-    how = f"git -C {path} read-tree -m -u {old[:12]} {new[:12]}"
-    if dirty:
-        shown = ", ".join(dirty[:5]) + (" ..." if len(dirty) > 5 else "")
-        return (f"{ctx.target} is checked out at {path} with uncommitted changes ({shown}); gitforge moved "
-                f"the branch but left your files alone. To bring them up to date and keep your changes, "
-                f"run: {how}")
-    refusal = ctx.git.update_checkout(path, old, new)
+def sync_checkout(ctx: Context, path: Path, old: str, new: str, local: list[str]) -> str | None:
+    """Bring a checkout of the target from `old` to `new` the way `git checkout` would: files
+    the landing changed are updated, uncommitted changes elsewhere are carried over untouched.
+    A file that has uncommitted changes AND was changed by the landing is never written: the
+    checkout is left as it was and the return value says how to finish by hand."""
+    git = ctx.git
+    overlap = sorted(set(local) & set(git.changed_paths(git.tree_of(old), git.tree_of(new))))
+    branch = ctx.target
+    if overlap:
+        shown = ", ".join(overlap[:5]) + (" ..." if len(overlap) > 5 else "")
+        return (f"{branch} moved to {new[:12]}, but the checkout at {path} has uncommitted changes in files "
+                f"the landing changed ({shown}); gitforge left your files alone, so that checkout still "
+                f"shows {old[:12]} (do not commit from it as it is). To bring your changes onto the new "
+                f"{branch}, run: git -C {path} update-ref --no-deref HEAD {old} && git -C {path} stash "
+                f"&& git -C {path} checkout {branch} && git -C {path} stash pop")
+    refusal = git.update_checkout(path, old, new)
     if refusal is None:
         return None
-    return f"could not update the checkout at {path} ({refusal}); to update it, run: {how}"
+    return (f"{branch} moved to {new[:12]}, but git would not update the checkout at {path}: {refusal}. "
+            f"Move aside the files git names, then run: git -C {path} read-tree -m -u {old} {new}")
+
+
+def repair_checkouts(ctx: Context, commit: str) -> list[str]:
+    """After a crash between the ref move and the checkout update: a checkout of the target
+    whose HEAD is `commit` but whose index and files are still its parent's is updated now."""
+    parents = ctx.git.parents(commit)
+    parent = parents[0] if parents else None
+    messages: list[str] = []
+    if parent is None or ctx.tip != commit:
+        return messages
+    for path in ctx.git.checkouts_of(ctx.target):
+        if not ctx.git.local_changes(path, commit):
+            continue  # already up to date
+        how = sync_checkout(ctx, path, parent, commit, ctx.git.local_changes(path, parent))
+        messages.append(how or f"updated the checkout at {path} to {commit[:12]}")
+    return messages

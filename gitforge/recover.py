@@ -12,6 +12,7 @@ import json
 import re
 
 from gitforge.context import Context
+from gitforge.land import repair_checkouts
 from gitforge.state import Store, now_iso
 
 SCAN_DEPTH = 500
@@ -23,7 +24,8 @@ def _trailer(message: str, key: str) -> str | None:
 
 
 def recover(ctx: Context) -> list[str]:
-    """Close the records of dead runs; returns one message per recovered run."""
+    """Close the records of dead runs; returns one message per recovered run. The caller holds
+    the state lock, so no run can be between its claim and its first record meanwhile."""
     store = ctx.store
     live = store.live_leases()
     dead = [r for r in store.runs() if r.get("status") == "running"
@@ -49,6 +51,7 @@ def recover(ctx: Context) -> list[str]:
                     ctx.git.append_note(commit, json.dumps(note, sort_keys=True))
             messages.append(f"recovered run {rec['run_id']} (phase {rec['phase']}): it had landed as "
                             f"{commit[:12]} before its process died; its record and note are complete now")
+            messages += repair_checkouts(ctx, commit)
         else:
             rec.update(status="crashed", retryable=True,
                        reason=f"the gitforge process (pid {rec.get('pid')}) died during '{rec.get('step')}'; "

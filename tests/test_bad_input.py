@@ -187,21 +187,39 @@ def test_gate_that_hangs_is_killed_with_its_children(make_repo, tmp_path):
         "attempt-1", "hang.log").read_text()
 
 
-def test_dirty_target_checkout_is_never_touched(make_repo, tmp_path):
+def test_dirty_target_checkout_keeps_the_users_changes(make_repo, tmp_path):
+    """Uncommitted work elsewhere: the landing's files are updated, the user's are untouched."""
     root = make_repo({**BASE, "notes.txt": "v1\n"}, [phase_md(
         "1", "Add a", patch=make_diff(BASE, {"app.py": "x = 1\nz = 9\n"}, tmp_path))])
     write(root, {"notes.txt": "my unsaved work\n"})
-    old_head = git("rev-parse", "HEAD", cwd=root).strip()
+    git("add", "notes.txt", cwd=root)
+    write(root, {"notes.txt": "my unsaved work, more\n"})
     proc = run_cli("next", cwd=root)
     assert proc.returncode == 0, proc.stderr
-    # the branch moved; the user's files did not
-    assert git("rev-parse", "main", cwd=root).strip() != old_head
-    assert (root / "notes.txt").read_text() == "my unsaved work\n"
-    assert (root / "app.py").read_text() == "x = 1\n"
-    assert "uncommitted changes" in proc.stderr and "read-tree -m -u" in proc.stderr
-    # the printed command brings the checkout up to date and keeps the user's change
-    command = proc.stderr[proc.stderr.index("git -C"):].split("\n")[0].split()
-    git(*command[3:], cwd=root)
+    assert (root / "notes.txt").read_text() == "my unsaved work, more\n"
     assert (root / "app.py").read_text() == "x = 1\nz = 9\n"
-    assert (root / "notes.txt").read_text() == "my unsaved work\n"
-    assert git("status", "--porcelain", cwd=root).strip() == "M notes.txt"
+    # the index holds the landing and the user's staged change; nothing looks reverted
+    assert git("status", "--porcelain", cwd=root) == "MM notes.txt\n"
+    assert git("diff", "--cached", "--name-only", cwd=root) == "notes.txt\n"
+
+
+def test_dirty_file_that_the_landing_changes_is_never_touched(make_repo, tmp_path):
+    base = {"app.py": "a = 1\nb = 2\nc = 3\nd = 4\ne = 5\n"}
+    root = make_repo(base, [phase_md("1", "Edit e", patch=make_diff(
+        base, {"app.py": "a = 1\nb = 2\nc = 3\nd = 4\ne = 50\n"}, tmp_path))])
+    old_head = git("rev-parse", "HEAD", cwd=root).strip()
+    mine = "a = 10\nb = 2\nc = 3\nd = 4\ne = 5\n"
+    write(root, {"app.py": mine})
+    proc = run_cli("next", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    new_head = git("rev-parse", "main", cwd=root).strip()
+    assert new_head != old_head
+    assert (root / "app.py").read_text() == mine  # never written
+    assert "uncommitted changes in files the landing changed (app.py)" in proc.stderr
+    # the printed recipe brings the user's change onto the new tip
+    recipe = proc.stderr[proc.stderr.index("run: git -C") + 5:].split("\n")[0]
+    for command in recipe.split(" && "):
+        git(*command.split()[3:], cwd=root)
+    assert (root / "app.py").read_text() == "a = 10\nb = 2\nc = 3\nd = 4\ne = 50\n"
+    assert git("rev-parse", "HEAD", cwd=root).strip() == new_head
+    assert git("status", "--porcelain", cwd=root) == " M app.py\n"

@@ -96,6 +96,8 @@ def test_run_killed_after_landing_before_its_record_is_completed(make_repo, tmp_
     record.update(status="running", step="landing")
     record_path.write_text(json.dumps(record))
     git("notes", "--ref=forge/runs", "remove", "main", cwd=root)
+    git("read-tree", "-m", "-u", "HEAD", "HEAD~1", cwd=root)  # killed before the checkout was updated
+    assert not (root / "a.txt").exists()
     proc = run_cli("next", cwd=root)
     assert proc.returncode == 0
     assert "it had landed as" in proc.stderr and "Nothing to do" in proc.stdout
@@ -103,6 +105,7 @@ def test_run_killed_after_landing_before_its_record_is_completed(make_repo, tmp_
     note = json.loads(git("notes", "--ref=forge/runs", "show", "main", cwd=root))
     assert note["run_id"] == record["run_id"]
     assert json.loads(record_path.read_text())["status"] == "landed"
+    assert (root / "a.txt").read_text() == "a\n" and git("status", "--porcelain", cwd=root) == ""
 
 
 NOTE_WRITER = """
