@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -117,7 +118,13 @@ def demo_cmd(directory: Annotated[Optional[Path], typer.Argument(help="Where to 
     _exit(handle(lambda: demo(directory, json)))
 
 
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt  # the same clean stop as Ctrl-C: gates killed, records closed
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `gitforge show 1 | head` ends quietly, like git
     try:
         app()
     except KeyboardInterrupt:

@@ -117,7 +117,8 @@ class Engine:
                         break
                     ui.step(f"attempt {n}/{cfg.max_attempts}: validate, apply, audit, gates")
                     att = run_attempt(ctx.git, wt, diff, cfg.policy, specs, run_dir, n, env,
-                                      self._gate_printer(), f"Phase {phase.id}: {phase.title} (candidate)")
+                                      self._gate_printer(), f"Phase {phase.id}: {phase.title} (candidate)",
+                                      keep_phase=(cfg.backlog, phase.id))
                     attempts.append(att)
                     record["attempts"].append(att.to_json())
                     self.store.save_run(record)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -14,7 +15,10 @@ from pathlib import Path
 from gitforge.git import clean_env
 
 TAIL_LINES = 40
+TAIL_BYTES = 8192  # a gate may print megabytes: only the end is kept in records and feedback
+LINE_CHARS = 400
 KILL_GRACE = 3.0
+PID_FILE = "gate.pid"
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,40 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def tail(text: str, lines: int = TAIL_LINES) -> str:
-    return "\n".join(text.rstrip("\n").splitlines()[-lines:])
+    kept = text.rstrip("\n").splitlines()[-lines:]
+    return "\n".join(line if len(line) <= LINE_CHARS else line[:LINE_CHARS] + " [...]" for line in kept)
+
+
+def read_tail(path: Path) -> str:
+    """The last TAIL_BYTES of a log, decoded leniently (never the whole of a huge file)."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - TAIL_BYTES))
+        data = f.read()
+    text = data.decode("utf-8", errors="replace")
+    if size > TAIL_BYTES:
+        text = f"[... {size - TAIL_BYTES} earlier bytes in {path}]\n" + text.split("\n", 1)[-1]
+    return text
+
+
+def end_orphans(run_dir: Path, worktree: str | None) -> list[int]:
+    """Kill the process groups of gates a dead gitforge left running (found by their pid files).
+    A pid is only trusted while its process still works inside the run's worktree."""
+    killed = []
+    for pid_file in sorted(run_dir.rglob(PID_FILE)) if run_dir.is_dir() else []:
+        try:
+            pid = int(pid_file.read_text())
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except (ValueError, OSError):
+            pid_file.unlink(missing_ok=True)
+            continue
+        if worktree and (cwd == worktree or cwd.startswith(worktree.rstrip("/") + "/")):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+                killed.append(pid)
+        pid_file.unlink(missing_ok=True)
+    return killed
 
 
 def run_gate(spec: GateSpec, cwd: Path, log_dir: Path, env: dict[str, str] | None = None) -> GateResult:
@@ -85,6 +122,8 @@ def run_gate(spec: GateSpec, cwd: Path, log_dir: Path, env: dict[str, str] | Non
         log.flush()
         proc = subprocess.Popen(spec.run, shell=True, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=clean_env(env), start_new_session=True)
+        pid_file = log_dir / PID_FILE  # lets the next run end this gate if gitforge is SIGKILLed
+        pid_file.write_text(str(proc.pid))
         try:
             code: int | None = proc.wait(timeout=spec.timeout)
             # The leader is done; anything it left running in its group is ended now.
@@ -99,8 +138,9 @@ def run_gate(spec: GateSpec, cwd: Path, log_dir: Path, env: dict[str, str] | Non
         except BaseException:  # Ctrl-C or a kill of gitforge: the gate's own session must go too
             _kill_group(proc)
             raise
+    pid_file.unlink(missing_ok=True)
     duration = time.monotonic() - start
-    text = log_path.read_text(encoding="utf-8", errors="replace")
+    text = read_tail(log_path)
     if timed_out:
         note = f"\n[gitforge] killed after {spec.timeout:g}s timeout (process group {proc.pid})\n"
         with open(log_path, "a", encoding="utf-8") as log:

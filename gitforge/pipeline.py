@@ -11,7 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitforge.errors import PatchRefused
+from gitforge.backlog import parse_backlog
+from gitforge.errors import BacklogError, PatchRefused
 from gitforge.gates import GateResult, GateSpec, describe_failure, run_gates
 from gitforge.git import Change, Git
 from gitforge.patch import TreeView, apply_patches, audit, check_policy, parse_patch
@@ -49,9 +50,29 @@ def _move(entry: dict, state: str, reason: str = "") -> None:
     entry["transitions"].append({"state": state, "at": now_iso(), "reason": reason})
 
 
-def patch_changes(view: TreeView, diff: str, policy, scope=None) -> tuple[tuple[Change, ...], dict]:
+def backlog_problems(changes: Sequence[Change], backlog: str, phase_id: str) -> list[str]:
+    """A patch may edit BACKLOG.md, but what it leaves must still parse and hold its phase."""
+    for ch in changes:
+        if ch.old_path == backlog and ch.path != backlog:
+            return [f"{backlog}: the patch renames the backlog away"]
+        if ch.path != backlog:
+            continue
+        if ch.data is None:
+            return [f"{backlog}: the patch deletes the backlog"]
+        try:
+            parse_backlog(ch.data.decode("utf-8"), path=backlog).get(phase_id)
+        except UnicodeDecodeError:
+            return [f"{backlog}: the patched backlog is not UTF-8"]
+        except BacklogError as e:
+            return [f"after the patch, {e.message}"]
+    return []
+
+
+def patch_changes(view: TreeView, diff: str, policy, scope=None,
+                  keep_phase: tuple[str, str] | None = None) -> tuple[tuple[Change, ...], dict]:
     """Parse, validate and apply `diff` against `view` (a commit's tree or a working tree) in
-    memory, then audit. Raises PatchRefused (with `.stage` set) before anything is written."""
+    memory, then audit. Raises PatchRefused (with `.stage` set) before anything is written.
+    `keep_phase` = (backlog path, phase id): the backlog must still parse and hold that phase."""
     try:
         patches = parse_patch(diff)
     except PatchRefused as e:
@@ -70,7 +91,7 @@ def patch_changes(view: TreeView, diff: str, policy, scope=None) -> tuple[tuple[
         e.stage = "apply"
         raise
     changes = tuple(Change(c.path, c.data, c.mode, c.old_path) for c in applied)
-    problems = audit(applied)
+    problems = audit(applied) + (backlog_problems(changes, *keep_phase) if keep_phase else [])
     if problems:
         err = PatchRefused("the patched files failed the audit", problems)
         err.stage = "audit"
@@ -84,7 +105,7 @@ def patch_changes(view: TreeView, diff: str, policy, scope=None) -> tuple[tuple[
 def run_attempt(git: Git, wt: Worktree, diff: str, policy, specs: Sequence[GateSpec], run_dir: Path,
                 number: int, env: dict[str, str],
                 on_gate: Callable[[GateSpec, GateResult | None], None] | None = None,
-                commit_message: str = "candidate") -> Attempt:
+                commit_message: str = "candidate", keep_phase: tuple[str, str] | None = None) -> Attempt:
     """Take one diff through validate -> apply -> audit -> gates -> candidate commit."""
     patch_file = run_dir / "patches" / f"attempt-{number}.diff"
     patch_file.parent.mkdir(parents=True, exist_ok=True)
@@ -94,7 +115,7 @@ def run_attempt(git: Git, wt: Worktree, diff: str, policy, specs: Sequence[GateS
     att = Attempt(number, ledger=entry)
     _move(entry, "created", f"{len(diff)} bytes")
     try:
-        changes, stats = patch_changes(git.view(wt.base), diff, policy)
+        changes, stats = patch_changes(git.view(wt.base), diff, policy, keep_phase=keep_phase)
     except PatchRefused as e:
         stage = getattr(e, "stage", "validate")
         att.stage, att.reason, att.details = stage, e.message, list(e.reasons)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 from gitforge.context import Context
+from gitforge.gates import end_orphans
 from gitforge.land import repair_checkouts
 from gitforge.state import Store, now_iso
 
@@ -39,6 +41,8 @@ def recover(ctx: Context) -> list[str]:
             landed.setdefault(run, (commit, _trailer(message, "Forge-Status") or "Done"))
     messages = []
     for rec in dead:
+        for pid in end_orphans(Path(rec.get("run_dir", "")), rec.get("worktree")):
+            messages.append(f"ended gate process group {pid} left running by dead run {rec['run_id']}")
         found = landed.get(rec["run_id"])
         if found:
             commit, status = found

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from conftest import git, make_diff, phase_md, run_cli
 
 BASE = {"app.py": "x = 1\n"}
@@ -75,12 +77,16 @@ def test_run_killed_during_gates_is_recovered_and_runs_again(make_repo, tmp_path
     proc = start_cli("next", cwd=root)
     wait_for(lambda: any((root / ".forge/runs").glob("*/attempt-1/*.log")) if (root / ".forge/runs").is_dir()
              else False)
+    gate_pid = int(next((root / ".forge/runs").glob("*/attempt-1/gate.pid")).read_text())
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    assert _alive(gate_pid)  # the gate has a session of its own: it outlives gitforge
     gate_flag.write_text("")
     again = run_cli("next", cwd=root)
     assert again.returncode == 0, again.stderr
     assert "died during 'build'; nothing landed" in again.stderr
+    assert f"ended gate process group {gate_pid}" in again.stderr
+    wait_for(lambda: not _alive(gate_pid), timeout=10)
     assert landed_phases(root) == ["1"]
     statuses = sorted(json.loads(p.read_text())["status"] for p in (root / ".forge/runs").glob("*.json"))
     assert statuses == ["crashed", "landed"]
@@ -135,14 +141,15 @@ def test_concurrent_note_writers_lose_nothing(make_repo):
     assert total == 3 * len(commits)
 
 
-def test_ctrl_c_during_a_gate_ends_the_gate_and_closes_the_run(make_repo, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_term_during_a_gate_ends_the_gate_and_closes_the_run(make_repo, tmp_path, sig):
     pidfile = tmp_path / "gate.pid"
     hang = f"sh -c 'sleep 300 & echo $! > {pidfile}; wait'"
     root = make_repo(BASE, [phase_md("1", "Interrupted", patch=make_diff(BASE, {"a.txt": "a\n"}, tmp_path),
                                      checks=(hang,))])
     proc = start_cli("next", cwd=root)
     wait_for(lambda: pidfile.exists() and pidfile.read_text().strip())
-    os.kill(proc.pid, signal.SIGINT)  # what the terminal sends to gitforge (the gate has its own session)
+    os.kill(proc.pid, sig)  # what a terminal or a supervisor sends to gitforge (the gate has its own session)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     child = int(pidfile.read_text())

@@ -205,3 +205,24 @@ def test_verify_runs_gates_on_the_working_tree(make_repo):
     write(root, {"x": "here"})
     ok = run_cli("verify", "--json", cwd=root)
     assert ok.returncode == 0 and json.loads(ok.stdout)["ok"] is True
+
+
+def test_a_patch_may_edit_the_backlog_and_its_edit_lands(make_repo):
+    edit = ("--- a/BACKLOG.md\n+++ b/BACKLOG.md\n@@ -1,3 +1,3 @@\n # Backlog\n \n"
+            "-Intro.\n+Intro, edited by the phase.\n")
+    text = "# Backlog\n\nIntro.\n\n" + phase_md("1", "Edit the intro", patch=edit)
+    root = make_repo({"BACKLOG.md": text}, None)
+    proc = run_cli("next", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    landed = git("show", "HEAD:BACKLOG.md", cwd=root)
+    assert "Intro, edited by the phase." in landed and "**Status:** Done" in landed
+
+
+def test_a_patch_that_breaks_the_backlog_is_refused(make_repo):
+    edit = ("--- a/BACKLOG.md\n+++ b/BACKLOG.md\n@@ -1,3 +1,3 @@\n # Backlog\n \n"
+            "-Intro.\n+## Phase x: not a phase id\n")
+    text = "# Backlog\n\nIntro.\n\n" + phase_md("1", "Break it", patch=edit)
+    root = make_repo({"BACKLOG.md": text}, None)
+    proc = run_cli("next", cwd=root)
+    assert proc.returncode == 1 and "after the patch, BACKLOG.md:3:" in proc.stderr
+    assert "Intro." in git("show", "HEAD:BACKLOG.md", cwd=root)
