@@ -33,27 +33,7 @@ PHASE = """
 {diff}```
 ---
 """
-# The same git steps as one gitforge landing, with the git CLI. The squash lands the way
-# gitforge does it: commit-tree on the candidate's tree, compare-and-swap update-ref of main,
-# then read-tree -m -u to bring the checkout of main up to date.
-SHELL_LANDING = r"""set -euo pipefail
-repo=$1 wt=$2 patch=$3 n=$4
-echo "start $EPOCHREALTIME"
-git -C "$repo" worktree add -q -b "bench/$n" "$wt" main
-echo "add $EPOCHREALTIME"
-git -C "$wt" apply --index "$patch"
-(cd "$wt" && true)
-git -C "$wt" commit -q -m "bench candidate $n"
-old=$(git -C "$repo" rev-parse main)
-new=$(git -C "$repo" commit-tree -p "$old" -m "Bench edit $n (squash)" "bench/$n^{tree}")
-git -C "$repo" update-ref -m "bench: squash $n" refs/heads/main "$new" "$old"
-git -C "$repo" read-tree -m -u "$old" "$new"
-git -C "$repo" notes --ref=forge/runs add -m "{\"run\": $n, \"status\": \"landed\"}" "$new"
-echo "land $EPOCHREALTIME"
-git -C "$repo" worktree remove "$wt"
-git -C "$repo" branch -q -D "bench/$n"
-echo "remove $EPOCHREALTIME"
-"""
+SHELL_LANDING = Path(__file__).with_name("landing.sh")  # the baseline: the same git steps in bash
 
 
 def run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -64,8 +44,7 @@ def run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Completed
 
 
 def timed(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess[str]]:
-    """Wall clock of one subprocess. Dirty pages are flushed first, so that the writeback left
-    by the previous run (a 20,000-file checkout or deletion) is not billed to this one."""
+    """Wall clock of one subprocess, after flushing the writeback left by the previous one."""
     os.sync()
     start = time.perf_counter()
     proc = run(args, cwd, env)
@@ -78,7 +57,6 @@ def hermetic_env(tmp: Path) -> dict[str, str]:
     home = tmp / "home"
     home.mkdir()
     (home / ".gitconfig").write_text("[user]\n\tname = Bench\n\temail = bench@example.com\n"
-                                     "[init]\n\tdefaultBranch = main\n"
                                      "[gc]\n\tauto = 0\n[maintenance]\n\tauto = false\n")
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("GIT_", "GITFORGE_")) and k != "PYTHONDONTWRITEBYTECODE"}
@@ -90,26 +68,22 @@ def hermetic_env(tmp: Path) -> dict[str, str]:
 
 
 def make_repo(repo: Path, files: int, env: dict[str, str]) -> list[str]:
-    """`files` small text files in 100 leaf folders (10 x 10), otto.yaml, BACKLOG.md: one commit,
-    packed as a clone would be (auto gc is off: no background repack during the timings)."""
+    """`files` small text files in 100 leaf folders (10 x 10), otto.yaml, BACKLOG.md: one commit
+    on main, packed as in a clone (auto gc is off: no background repack during the timings)."""
     paths = [f"d{i % 10}/s{i // 10 % 10}/f{i:05d}.txt" for i in range(files)]
     for i, rel in enumerate(paths):
-        path = repo / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(f"file {i} line {k}\n" for k in range(5)))
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text("".join(f"file {i} line {k}\n" for k in range(5)))
     (repo / "otto.yaml").write_text(OTTO_YAML)
     (repo / "BACKLOG.md").write_text("# Backlog\n")
-    run(["git", "init", "-q", "-b", "main"], repo, env)
-    run(["git", "add", "-A"], repo, env)
-    run(["git", "commit", "-q", "-m", f"{files} files"], repo, env)
-    run(["git", "gc", "-q"], repo, env)
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "files"], ["gc", "-q"]):
+        run(["git", *args], repo, env)
     return paths
 
 
 def one_file_diff(repo: Path, rel: str, n: int, env: dict[str, str]) -> str:
     """A real `git diff` that appends a line to `rel`; the checkout is left as it was."""
-    path = repo / rel
-    path.write_text(path.read_text() + f"edited by bench run {n}\n")
+    (repo / rel).write_text((repo / rel).read_text() + f"edited by bench run {n}\n")
     diff = run(["git", "diff", "--", rel], repo, env).stdout
     run(["git", "checkout", "-q", "--", rel], repo, env)
     return diff
@@ -123,28 +97,25 @@ def bench_gitforge(repo: Path, paths: list[str], runs: int, env: dict[str, str])
             f.write(PHASE.format(n=n, diff=diff))
         run(["git", "commit", "-q", "-m", f"backlog: phase {n}", "--", "BACKLOG.md"], repo, env)
         seconds, proc = timed([*GITFORGE, "next", "--json"], repo, env)
-        report = json.loads(proc.stdout)
-        if report["status"] != "landed":
-            sys.exit(f"bench: gitforge next did not land phase {n}: {report}\n{proc.stderr}")
+        if json.loads(proc.stdout)["status"] != "landed":
+            sys.exit(f"bench: gitforge next did not land phase {n}:\n{proc.stdout}{proc.stderr}")
         times.append(seconds)
         print(f"  gitforge next #{n}: {seconds:.2f} s", file=sys.stderr)
     return times
 
 
 def bench_shell(tmp: Path, repo: Path, paths: list[str], runs: int, env: dict[str, str]) -> dict[str, list[float]]:
-    """Total wall clock per run, and the script's own marks: add, land (apply..notes), remove."""
-    script = tmp / "landing.sh"
-    script.write_text(SHELL_LANDING)
+    """Wall clock of each run of the script ("total"), and of its stages: add, land, remove."""
     times: dict[str, list[float]] = {"total": [], "add": [], "land": [], "remove": []}
     for n in range(1, runs + 1):
         patch = tmp / f"shell-{n}.diff"
         patch.write_text(one_file_diff(repo, paths[(n * 997 + 500) % len(paths)], n, env))
-        seconds, proc = timed(["bash", str(script), str(repo), str(tmp / f"shell-wt-{n}"), str(patch), str(n)],
+        seconds, proc = timed(["bash", str(SHELL_LANDING), str(repo), str(tmp / f"wt-{n}"), str(patch), str(n)],
                               repo, env)
-        marks = [(name, float(t)) for name, t in (line.split() for line in proc.stdout.splitlines())]
         times["total"].append(seconds)
-        for (_, before), (name, after) in zip(marks, marks[1:]):
-            times[name].append(after - before)
+        marks = [line.split() for line in proc.stdout.splitlines()]
+        for (_, before), (stage, after) in zip(marks, marks[1:]):
+            times[stage].append(float(after) - float(before))
         print(f"  shell landing #{n}: {seconds:.2f} s", file=sys.stderr)
     return times
 
@@ -154,8 +125,7 @@ def check_landed(repo: Path, landings: int, env: dict[str, str]) -> None:
     notes = run(["git", "notes", "--ref=forge/runs", "list"], repo, env).stdout.splitlines()
     dirty = run(["git", "status", "--porcelain", "--untracked-files=no"], repo, env).stdout
     if len(notes) != landings or dirty:
-        sys.exit(f"bench: expected {landings} notes and a clean checkout; got {len(notes)} notes, "
-                 f"status:\n{dirty}")
+        sys.exit(f"bench: expected {landings} notes and a clean checkout; got {len(notes)} notes and:\n{dirty}")
 
 
 def imports_anthropic(args: list[str], repo: Path, env: dict[str, str]) -> bool:
@@ -164,14 +134,22 @@ def imports_anthropic(args: list[str], repo: Path, env: dict[str, str]) -> bool:
     return any(line.rstrip().endswith(" anthropic") for line in proc.stderr.splitlines())
 
 
-def machine(env: dict[str, str], cwd: Path, load: float) -> list[str]:
+def filesystem(path: Path) -> str:
+    """The file system under `path` (Linux), and for ext4 whether it has a journal."""
+    mounts = [line.split()[:4] for line in Path("/proc/self/mounts").read_text().splitlines()]
+    dev, mnt, kind, opts = max((m for m in mounts if path.is_relative_to(m[1])), key=lambda m: len(m[1]))
+    if kind == "ext4":
+        opts += ", journal" if any(Path("/proc/fs/jbd2").glob(f"{Path(dev).name}-*")) else ", no journal"
+    return f"file system of the temporary directory: {kind} on {dev} at {mnt} ({opts})"
+
+
+def machine(env: dict[str, str], cwd: Path) -> list[str]:
     def out(*args: str) -> str:
         return run(list(args), cwd, env).stdout.strip()
     version = importlib.metadata.version
-    return [f"nproc: {out('nproc')}; 1-minute load average at the start: {load:.2f}",
-            f"{out(sys.executable, '--version')} ({sys.executable})", out("git", "--version"),
-            f"pygit2 {version('pygit2')}, gitforge {version('gitforge')}",
-            f"{os.uname().sysname} {os.uname().release} {os.uname().machine}"]
+    return [f"nproc: {out('nproc')}", f"{out(sys.executable, '--version')} ({sys.executable})",
+            out("git", "--version"), f"pygit2 {version('pygit2')}, gitforge {version('gitforge')}",
+            f"{os.uname().sysname} {os.uname().release} {os.uname().machine}", filesystem(cwd)]
 
 
 def row(what: str, t: list[float], note: str) -> str:
@@ -186,8 +164,6 @@ def main() -> None:
     args = ap.parse_args()
     if args.runs < 2:
         ap.error("--runs must be at least 2 (the first gitforge run is reported apart)")
-    command = shlex.join([sys.executable, *sys.argv])
-    load = os.getloadavg()[0]
 
     with tempfile.TemporaryDirectory(prefix="gitforge-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -205,8 +181,9 @@ def main() -> None:
                 for name, cmd in [("help", [*GITFORGE, "--help"]), ("status", [*GITFORGE, "status"]),
                                   ("floor", [sys.executable, "-c", "pass"])]}
         anthropic = {a: imports_anthropic([a], repo, env) for a in ("--help", "status")}
-        facts = machine(env, repo, load)
+        facts = machine(env, repo)
     said = {a: "imports anthropic!" if bad else "does not import anthropic" for a, bad in anthropic.items()}
+
     table = "\n".join([
         "| measurement | runs | median s | min s | max s | notes |",
         "|---|---:|---:|---:|---:|---|",
@@ -223,8 +200,7 @@ def main() -> None:
     ])
     print(table)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report(args, command, facts, table))
+        args.out.write_text(report(args, shlex.join([sys.executable, *sys.argv]), facts, table))
         print(f"wrote {args.out}", file=sys.stderr)
     if any(anthropic.values()):
         sys.exit("bench: gitforge imported anthropic on a command that needs no LLM")
@@ -248,7 +224,7 @@ Wall clock of each subprocess, seen from the caller, with `os.sync()` before eac
   worktree, validate/apply/audit, gate, candidate commit, squash landing on `main` with the
   BACKLOG.md/PROGRESS.md bookkeeping, note on `refs/notes/forge/runs`, update of the clean `main`
   checkout. The first run creates the pooled worktree (a cold checkout); later runs reset it.
-- **shell baseline**: the same git steps in one bash script, {args.runs} times: `git worktree add`
+- **shell baseline**: the same git steps in `bench/landing.sh`, {args.runs} times: `git worktree add`
   (new branch at `main`), `git apply --index`, `true`, `git commit`, a squash onto `main` the way
   gitforge does it (`git commit-tree` on the candidate's tree, compare-and-swap `git update-ref`,
   `git read-tree -m -u` in the `main` checkout), `git notes --ref=forge/runs add`,
@@ -256,8 +232,12 @@ Wall clock of each subprocess, seen from the caller, with `os.sync()` before eac
 - **cold start**: {COLD_RUNS} runs each, bytecode cache warm (a `gitforge demo` runs first);
   `python -X importtime -m gitforge …` is checked for an `anthropic` import.
 
-Creating or deleting tens of thousands of files costs very different amounts from one run to
-the next on a shared virtual machine: read the min and max columns too.
+A cold checkout creates every file, so it measures the file system more than git, and it
+varies from run to run: read the min and max columns too. On ext4 without a journal (see the
+file system line), the inode allocator skips, by scanning them, the inodes deleted in the last
+60 to 300 seconds, so creating 20,000 files soon after deleting 20,000 costs seconds of kernel
+time. The shell baseline deletes its worktree at every landing and pays for it at the next
+`worktree add`; gitforge resets its pooled worktree and never deletes it.
 
 Machine:
 

@@ -76,6 +76,14 @@ class WorktreesConfig(_Section):
     include: list[str] = Field(default_factory=list)
     pool_size: int = Field(default=4, ge=1)
 
+    @field_validator("include")
+    @classmethod
+    def _relative_globs(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            if not pattern or pattern.startswith(("/", "~")) or ".." in pattern.replace("\\", "/").split("/"):
+                raise ValueError(f"{pattern!r} must be a glob relative to the repository, without '..'")
+        return patterns
+
 
 class ExecuteFixConfig(_Section):
     enabled: bool = False
@@ -287,6 +295,8 @@ def _describe(error: Mapping[str, Any], origins: Mapping[KeyPath, str]) -> str:
         return f"{where}: '{key}' must be {bound}, got {_show(value)}"
     if kind == "string_too_short":
         return f"{where}: '{key}' must not be empty"
+    if kind == "value_error" and "error" in ctx:
+        return f"{where}: '{key}': {ctx['error']}"
     return f"{where}: '{key}': {error['msg']}"
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from gitforge.backlog import Phase, select_next
 from gitforge.builders import make_builder
 from gitforge.context import Context
-from gitforge.errors import ForgeError, UsageError, WorkFailed
+from gitforge.errors import ForgeError, LockBusy, UsageError, WorkFailed
 from gitforge.gates import GateResult, GateSpec, describe_failure, gate_specs, run_gates
 from gitforge.land import Landing, Work, land
 from gitforge.pipeline import Attempt, run_attempt
@@ -79,9 +79,12 @@ class Engine:
         sel = select_next(backlog, busy=busy, retryable=retryable)
         runnable = phase.status == "Not started" or (phase.status == "Failed" and phase.id in retryable)
         waiting = [d for d in phase.dependencies if backlog.get(d).status != "Done"]
-        if phase.id in busy or not runnable or waiting:
+        if phase.id in busy:
+            lease = self.store.live_leases().get(phase.id)
+            raise LockBusy(f"phase {phase.id} is being worked on by run {lease.run_id if lease else '?'}",
+                           hint="wait for that run to finish (gitforge status shows it)")
+        if not runnable or waiting:
             why = sel.blocked.get(phase.id) or (
-                "it is being worked on by another run" if phase.id in busy else
                 f"it waits on phase {', '.join(waiting)}" if waiting else f"its status is {phase.status}")
             raise UsageError(f"phase {phase.id} cannot run now: {why}",
                              hint="run `gitforge status` to see the board")
@@ -149,10 +152,12 @@ class Engine:
                 return self._fail(phase, record, attempts, e.message, retryable=True)
             self._close(record, "failed", e.message)
             raise
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Exception) as exc:
+            # After the ref move ("landing") the record stays open: recovery checks what landed.
             if record["status"] == "running" and record["step"] != "landing":
+                why = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"stopped by an internal error ({exc!r})"
                 record["retryable"] = True
-                self._close(record, "crashed", f"interrupted during '{record['step']}'; nothing landed")
+                self._close(record, "crashed", f"{why} during '{record['step']}'; nothing landed")
             raise
 
     def _gate_printer(self):

@@ -45,6 +45,12 @@ class RepoError(ForgeError):
     """The git repository is not in a state gitforge can work with (exit 2)."""
 
 
+class GitFailed(ForgeError):
+    """A git command gitforge ran failed unexpectedly (exit 3); the message carries git's words."""
+
+    exit_code = EXIT_INTERNAL
+
+
 class WorkFailed(ForgeError):
     """The work itself failed: a gate, a refused patch, a conflict (exit 1)."""
 

@@ -17,7 +17,7 @@ from typing import Literal
 import pygit2
 from pygit2.enums import FileMode
 
-from gitforge.errors import PatchRefused, RepoError
+from gitforge.errors import GitFailed, PatchRefused, RepoError
 
 NOTES_REF = "refs/notes/forge/runs"
 _MODES = {"file": FileMode.BLOB, "exec": FileMode.BLOB_EXECUTABLE}
@@ -40,11 +40,12 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def run_git(args: Sequence[str], cwd: Path, *, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run git with hooks disabled. Raises RepoError with git's own message on failure."""
+    """Run git with hooks disabled. Raises GitFailed with git's own message on failure."""
     proc = subprocess.run(["git", "-c", "core.hooksPath=/dev/null", *args], cwd=cwd, env=clean_env(),
                           capture_output=True, text=True)
     if check and proc.returncode != 0:
-        raise RepoError(f"git {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+        raise GitFailed(f"git {' '.join(args)} (in {cwd}) failed: {proc.stderr.strip() or proc.stdout.strip()}",
+                        hint="if another git command was running there, try again; otherwise please report it")
     return proc
 
 

@@ -360,3 +360,11 @@ def test_render_round_trips_any_strings(tmp_path: Path, branch: str,
                                         gates: list[dict[str, str]]) -> None:
     write(tmp_path, render_default_config(branch, gates))
     assert load(tmp_path) == Config(target_branch=branch, verify=[Gate(**g) for g in gates])
+
+
+def test_worktree_include_must_stay_inside_the_repository(tmp_path):
+    for bad in ("/etc/hostname", "../secrets/*", "~/x"):
+        (tmp_path / "otto.yaml").write_text(f"worktrees:\n  include: [{bad!r}]\n")
+        with pytest.raises(ConfigError) as err:
+            load_config(tmp_path, environ={})
+        assert "otto.yaml:2: 'worktrees.include'" in str(err.value) and "relative" in str(err.value)

@@ -14,12 +14,12 @@ __all__ = ["PatchBuilder", "make_builder"]
 def make_builder(cfg: Config, phase: Phase) -> PatchBuilder:
     if phase.patch is not None:
         return PatchBuilder(phase)
-    options = ("add a ```diff block under '### Patch' in the phase; or set builder.kind: anthropic in "
-               "otto.yaml (with ANTHROPIC_API_KEY); or builder.kind: command with builder.command "
-               "(e.g. \"claude -p\")")
     if cfg.builder.kind == "patch":
         raise UsageError(f"phase {phase.id} ({phase.title}) has no ### Patch block and no builder is configured "
-                         f"(builder.kind is 'patch')", hint=options)
+                         f"(builder.kind is 'patch')",
+                         hint="add a ```diff block under '### Patch' in the phase. The AI builders "
+                              "(builder.kind: anthropic, or command with e.g. \"claude -p\") are not in this "
+                              "version of gitforge yet")
     raise UsageError(f"phase {phase.id} ({phase.title}) has no ### Patch block, and builder.kind "
                      f"'{cfg.builder.kind}' is not available in this version of gitforge",
                      hint="add a ```diff block under '### Patch' in the phase for now")
