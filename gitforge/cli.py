@@ -61,7 +61,8 @@ def next_cmd(phase: Annotated[Optional[str], typer.Argument(help="Run this phase
     """Take the next runnable phase to a verified commit on the target. Example: gitforge next"""
     from gitforge.commands.next import next_phase
 
-    _exit(handle(lambda: next_phase(repo, phase, {"target_branch": target, "max_attempts": max_attempts}, json)))
+    overrides = {"target_branch": target, "max_attempts": max_attempts}
+    _exit(handle(lambda: next_phase(repo, phase, overrides, json), json))
 
 
 @app.command("status")
@@ -69,7 +70,7 @@ def status_cmd(repo: Repo = Path("."), target: Target = None, json: Json = False
     """Show the board: phases, dependencies, last runs, kept worktrees. Example: gitforge status --json"""
     from gitforge.commands.status import status
 
-    _exit(handle(lambda: status(repo, {"target_branch": target}, json)))
+    _exit(handle(lambda: status(repo, {"target_branch": target}, json), json))
 
 
 @app.command("show")
@@ -78,7 +79,7 @@ def show_cmd(what: Annotated[str, typer.Argument(help="A run id (or its prefix) 
     """Show a run: attempts, ledger, gates, landing. Example: gitforge show 3"""
     from gitforge.commands.show import show
 
-    _exit(handle(lambda: show(repo, what, json)))
+    _exit(handle(lambda: show(repo, what, json), json))
 
 
 @app.command("apply")
@@ -89,7 +90,7 @@ def apply_cmd(patch: Annotated[Path, typer.Argument(help="A unified diff file, o
     """Validate, apply and audit a diff on the working tree (no commit). Example: gitforge apply fix.diff"""
     from gitforge.commands.apply import apply
 
-    _exit(handle(lambda: apply(repo, patch, check, json)))
+    _exit(handle(lambda: apply(repo, patch, check, json), json))
 
 
 @app.command("verify")
@@ -97,7 +98,7 @@ def verify_cmd(repo: Repo = Path("."), json: Json = False) -> None:
     """Run the otto.yaml gates on the current working tree. Example: gitforge verify"""
     from gitforge.commands.verify import verify
 
-    _exit(handle(lambda: verify(repo, json)))
+    _exit(handle(lambda: verify(repo, json), json))
 
 
 @app.command("gc")
@@ -105,7 +106,7 @@ def gc_cmd(repo: Repo = Path("."), json: Json = False) -> None:
     """Remove kept (failed) and idle worktrees. Example: gitforge gc"""
     from gitforge.commands.gc import gc
 
-    _exit(handle(lambda: gc(repo, json)))
+    _exit(handle(lambda: gc(repo, json), json))
 
 
 @app.command("demo")
@@ -115,7 +116,7 @@ def demo_cmd(directory: Annotated[Optional[Path], typer.Argument(help="Where to 
     """Create a small project with a backlog and land its phases, offline. Example: gitforge demo /tmp/d"""
     from gitforge.commands.demo import demo
 
-    _exit(handle(lambda: demo(directory, json)))
+    _exit(handle(lambda: demo(directory, json), json))
 
 
 def _terminate(signum, frame) -> None:

@@ -23,7 +23,7 @@ class Context:
     @classmethod
     def open(cls, repo: Path | str = ".", overrides: Mapping[str, object] | None = None) -> Context:
         git = Git.open(repo)
-        cfg = load_config(git.root, overrides=overrides)
+        cfg = load_config(git.here, overrides=overrides)
         git.require_commits()
         target = cfg.target_branch or git.head_branch()
         if target is None:

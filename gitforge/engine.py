@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+from pathlib import Path
 from dataclasses import dataclass, field
 
 from gitforge.backlog import Phase, select_next
@@ -17,7 +18,7 @@ from gitforge.gates import GateResult, GateSpec, describe_failure, gate_specs, r
 from gitforge.land import Landing, Work, land
 from gitforge.pipeline import Attempt, run_attempt
 from gitforge.recover import recover, retryable_phases
-from gitforge.state import new_id, now_iso
+from gitforge.state import atomic_write, new_id, now_iso
 from gitforge.ui import UI
 from gitforge.worktree import Pool
 
@@ -250,3 +251,28 @@ class Engine:
         if reason is not None:
             record["reason"] = reason
         self.store.save_run(record)
+        write_diff_log(record)
+
+
+def write_diff_log(record: dict) -> None:
+    """`runs/<id>/diff-log.md`: what a reviewer wants on one page (DESIGN.md §2 step 11)."""
+    lines = [f"# Run {record['run_id']}: phase {record['phase']} — {record['status']}", "",
+             f"- Title: {record.get('title', '')}", f"- Branch: {record.get('branch')}",
+             f"- Target: {record.get('target')} (base {record.get('base')})",
+             f"- Head: {record.get('commit') or '-'}", f"- Builder: {record.get('builder', {}).get('kind')}",
+             f"- Started: {record.get('started')}; ended: {record.get('ended')}"]
+    if record.get("reason"):
+        lines.append(f"- Reason: {record['reason'].splitlines()[0]}")
+    for att in record.get("attempts", []):
+        stats = att.get("stats") or {}
+        lines += ["", f"## Attempt {att['number']}: {'ok' if att['ok'] else 'failed at ' + att['stage']}", "",
+                  f"- Patch: {att['ledger'].get('patch')} (sha256 {att['ledger'].get('sha256', '')[:16]})",
+                  f"- Files: {', '.join(att.get('files', [])) or '-'}",
+                  f"- Hunks: {stats.get('hunks', '-')}; +{stats.get('added', 0)} -{stats.get('removed', 0)}",
+                  "- Ledger: " + " → ".join(t["state"] for t in att["ledger"].get("transitions", []))]
+        for g in att.get("gates", []):
+            verdict = "timed out" if g["timed_out"] else f"exit {g['exit_code']}"
+            lines.append(f"- Gate `{g['name']}` (`{g['run']}`): {verdict} in {g['duration']:.2f}s — log {g['log']}")
+    path = Path(record["run_dir"]) / "diff-log.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, ("\n".join(lines) + "\n").encode())

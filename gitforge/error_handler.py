@@ -34,12 +34,17 @@ def report(err: ForgeError) -> None:
         typer.echo(typer.style("  hint: ", fg="cyan") + err.hint, err=True)
 
 
-def handle(fn: Callable[[], int]) -> int:
-    """Run a command body and turn every outcome into an exit code."""
+def handle(fn: Callable[[], int], as_json: bool = False) -> int:
+    """Run a command body and turn every outcome into an exit code. With --json, an error is
+    also reported on stdout as one object, so a script always has something to parse."""
     try:
         return fn()
     except ForgeError as err:
         report(err)
+        if as_json:
+            from gitforge.ui import print_json
+
+            print_json({"ok": False, "error": err.message, "hint": err.hint, "exit_code": err.exit_code})
         return err.exit_code
     except KeyboardInterrupt:
         typer.echo("gitforge: interrupted", err=True)

@@ -84,8 +84,11 @@ class CommitTree:
 
 
 class Git:
-    def __init__(self, repo: pygit2.Repository) -> None:
+    def __init__(self, repo: pygit2.Repository, here: Path | None = None) -> None:
         self.repo = repo
+        # The checkout the user is in: the main worktree, or a linked one. `apply`, `verify` and
+        # otto.yaml work there; `.forge/` and the pool live with the main worktree (`root`).
+        self.here = (here or Path(repo.workdir)).resolve()
 
     @classmethod
     def open(cls, path: Path | str = ".") -> Git:
@@ -96,11 +99,12 @@ class Git:
         repo = pygit2.Repository(found)
         if repo.is_bare:
             raise RepoError(f"{found} is a bare repository", hint="run gitforge in a checkout")
+        here = Path(repo.workdir)
         common = Path(repo.path)
-        if (common / "commondir").exists():  # a linked worktree: work from the main one
+        if (common / "commondir").exists():  # a linked worktree: state lives with the main one
             main = (common / (common / "commondir").read_text().strip()).resolve()
             repo = pygit2.Repository(str(main))
-        return cls(repo)
+        return cls(repo, here)
 
     # -- the repository -----------------------------------------------------------------
     @property

@@ -42,7 +42,8 @@ class Attempt:
     def to_json(self) -> dict:
         return {"number": self.number, "ok": self.ok, "stage": self.stage, "reason": self.reason,
                 "details": self.details, "gates": [g.to_json() for g in self.gates], "stats": self.stats,
-                "tree": self.tree, "commit": self.commit, "ledger": self.ledger}
+                "files": [c.path for c in self.changes], "tree": self.tree, "commit": self.commit,
+                "ledger": self.ledger}
 
 
 def _move(entry: dict, state: str, reason: str = "") -> None:

@@ -35,3 +35,19 @@ def test_missing_patch_file_is_a_usage_error(make_repo, tmp_path):
     root = make_repo({}, [])
     proc = run_cli("apply", str(tmp_path / "nope.diff"), cwd=root)
     assert proc.returncode == 2 and "cannot read" in proc.stderr
+
+
+def test_apply_and_verify_in_a_linked_worktree_act_there(make_repo, tmp_path):
+    from conftest import git
+
+    root = make_repo({"a.py": "x = 1\n"}, [], otto="verify: [{name: here, run: 'test -f only-here'}]\n")
+    linked = tmp_path / "linked"
+    git("worktree", "add", "-q", "-b", "feature", str(linked), cwd=root)
+    (linked / "only-here").write_text("")
+    assert run_cli("verify", cwd=linked).returncode == 0
+    assert run_cli("verify", cwd=root).returncode == 1
+    diff = make_diff({"a.py": "x = 1\n"}, {"a.py": "x = 2\n"}, tmp_path)
+    (tmp_path / "p.diff").write_text(diff)
+    assert run_cli("apply", str(tmp_path / "p.diff"), cwd=linked).returncode == 0
+    assert (linked / "a.py").read_text() == "x = 2\n"
+    assert (root / "a.py").read_text() == "x = 1\n"

@@ -226,3 +226,48 @@ def test_a_patch_that_breaks_the_backlog_is_refused(make_repo):
     proc = run_cli("next", cwd=root)
     assert proc.returncode == 1 and "after the patch, BACKLOG.md:3:" in proc.stderr
     assert "Intro." in git("show", "HEAD:BACKLOG.md", cwd=root)
+
+
+def test_json_errors_are_reported_on_stdout(tmp_path):
+    proc = run_cli("next", "--json", cwd=tmp_path)
+    assert proc.returncode == 2
+    report = json.loads(proc.stdout)
+    assert report == {"schema_version": 1, "ok": False, "error": report["error"], "hint": report["hint"],
+                      "exit_code": 2}
+    assert "not inside a git repository" in report["error"]
+
+
+def test_diff_log_is_written_per_run(make_repo, tmp_path):
+    root = make_repo(BASE, [phase_md("1", "One", patch=make_diff(BASE, {"a.txt": "a\n"}, tmp_path))],
+                     otto=gate("true", name="unit"))
+    run_cli("next", cwd=root)
+    (log,) = (root / ".forge/runs").glob("*/diff-log.md")
+    text = log.read_text()
+    for expected in ("phase 1 — landed", "Branch: forge/1-one", "Files: a.txt",
+                     "created → validated → applied → verified → committed", "Gate `unit` (`true`): exit 0"):
+        assert expected in text
+
+
+def test_setup_failure_is_a_configuration_error_without_bookkeeping(make_repo, tmp_path):
+    root = make_repo(BASE, [phase_md("1", "One", patch=make_diff(BASE, {"a.txt": "a\n"}, tmp_path))],
+                     otto="worktrees: {setup: 'echo setting up; exit 7'}\n")
+    head = git("rev-parse", "HEAD", cwd=root)
+    for _ in range(2):
+        proc = run_cli("next", cwd=root)
+        assert proc.returncode == 2 and "worktrees.setup" in proc.stderr and "setting up" in proc.stderr
+    assert git("rev-parse", "HEAD", cwd=root) == head  # no Failed commits piling up
+
+
+def test_deleting_forge_dir_with_a_kept_worktree_still_lets_the_phase_rerun(make_repo, tmp_path):
+    import shutil
+
+    root = make_repo(BASE, [phase_md("1", "One", patch=make_diff(BASE, {"a.txt": "a\n"}, tmp_path),
+                                     checks=("test -f ok",))])
+    assert run_cli("next", cwd=root).returncode == 1
+    shutil.rmtree(root / ".forge")
+    write(root, {"BACKLOG.md": (root / "BACKLOG.md").read_text().replace("Failed", "Not started"),
+                 "ok": "yes"})
+    git("add", "-A", cwd=root)
+    git("commit", "-qm", "retry", cwd=root)
+    proc = run_cli("next", "1", cwd=root)
+    assert proc.returncode == 0, proc.stderr

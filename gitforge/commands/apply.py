@@ -29,11 +29,11 @@ def _read(patch: Path) -> str:
 
 def apply(repo: Path, patch: Path, check: bool = False, as_json: bool = False) -> int:
     git = Git.open(repo)
-    cfg = load_config(git.root)
+    cfg = load_config(git.here)
     text = _read(patch)
     ui = UI()
     try:
-        changes, _ = patch_changes(FsTree(git.root), text, cfg.policy)
+        changes, _ = patch_changes(FsTree(git.here), text, cfg.policy)
     except PatchRefused as e:
         if as_json:
             print_json({"command": "apply", "ok": False, "reason": e.message, "details": e.reasons})
@@ -42,7 +42,7 @@ def apply(repo: Path, patch: Path, check: bool = False, as_json: bool = False) -
             ui.block("\n".join(e.reasons), indent="  ")
         return 1
     if not check:
-        write_files(git.root, changes)
+        write_files(git.here, changes)
     files = [{"path": c.path, "deleted": c.data is None, "old_path": c.old_path} for c in changes]
     if as_json:
         print_json({"command": "apply", "ok": True, "checked_only": check, "files": files})

@@ -17,7 +17,7 @@ def verify(repo: Path, as_json: bool = False) -> int:
     if not specs:
         ui.warn("otto.yaml configures no `verify` gates: nothing to run")
     log_dir = ctx.store.ensure().runs_dir / f"verify-{new_id()}"
-    results = run_gates(specs, ctx.git.root, log_dir, {"GITFORGE_WORKTREE": str(ctx.git.root)},
+    results = run_gates(specs, ctx.git.here, log_dir, {"GITFORGE_WORKTREE": str(ctx.git.here)},
                         lambda spec, r: ui.step(f"gate {spec.name}: {spec.run}") if r is None else
                         (ui.ok(f"gate {spec.name} passed ({r.duration:.2f}s)") if r.ok else
                          ui.fail(describe_failure(r))))
