@@ -271,3 +271,16 @@ def test_deleting_forge_dir_with_a_kept_worktree_still_lets_the_phase_rerun(make
     git("commit", "-qm", "retry", cwd=root)
     proc = run_cli("next", "1", cwd=root)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_worktree_setup_and_include(make_repo, tmp_path):
+    otto = ("worktrees:\n  setup: 'echo built > .setup-done'\n  include: ['.env.test', 'cache/*.bin']\n"
+            "verify:\n  - {name: env, run: 'grep -q SECRET=1 .env.test && test -f cache/a.bin "
+            "&& test -f .setup-done'}\n")
+    root = make_repo({**BASE, ".gitignore": ".env.test\ncache/\n.setup-done\n"},
+                     [phase_md("1", "One", patch=make_diff(BASE, {"a.txt": "a\n"}, tmp_path))], otto=otto)
+    write(root, {".env.test": "SECRET=1\n", "cache/a.bin": "x"})
+    proc = run_cli("next", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    landed = git("ls-tree", "-r", "--name-only", "HEAD", cwd=root).split()
+    assert ".env.test" not in landed and ".setup-done" not in landed  # copied in, never committed
