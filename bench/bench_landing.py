@@ -234,10 +234,11 @@ Wall clock of each subprocess, seen from the caller, with `os.sync()` before eac
 
 A cold checkout creates every file, so it measures the file system more than git, and it
 varies from run to run: read the min and max columns too. On ext4 without a journal (see the
-file system line), the inode allocator skips, by scanning them, the inodes deleted in the last
-60 to 300 seconds, so creating 20,000 files soon after deleting 20,000 costs seconds of kernel
-time. The shell baseline deletes its worktree at every landing and pays for it at the next
-`worktree add`; gitforge resets its pooled worktree and never deletes it.
+file system line), the inode allocator skips, checking them one by one, the free inodes that
+were deleted less than 60 seconds ago (360 while their inode table block is unwritten), so
+creating 20,000 files soon after deleting 20,000 costs seconds of kernel time. The shell
+baseline deletes its worktree at every landing and pays for it at the next `worktree add`;
+gitforge resets its pooled worktree and never deletes it.
 
 Machine:
 
