@@ -76,3 +76,13 @@ def test_help_and_status_do_not_import_anthropic(make_repo):
                               capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
         assert not [l for l in proc.stderr.splitlines() if l.rstrip().endswith(" anthropic")]
+
+
+def test_installed_package_finds_its_hooks_and_templates(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("from gitforge.resources import data_dir; h = data_dir('hooks'); t = data_dir('templates'); "
+            "print((h / 'pre-push').is_file(), (t / 'demo' / 'BACKLOG.md').is_file(), (t / 'BACKLOG.md').is_file())")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.stdout.split() == ["True", "True", "True"], proc.stderr
