@@ -15,7 +15,7 @@ from gitforge.backlog import parse_backlog
 from gitforge.errors import BacklogError, PatchRefused
 from gitforge.gates import GateResult, GateSpec, describe_failure, run_gates
 from gitforge.git import Change, Git
-from gitforge.patch import TreeView, apply_patches, audit, check_policy, parse_patch
+from gitforge.patch import TreeView, apply_patches, audit, check_policy, parse_patch, summarize
 from gitforge.state import now_iso
 from gitforge.worktree import Worktree, write_files
 
@@ -99,7 +99,7 @@ def patch_changes(view: TreeView, diff: str, policy, scope=None,
         raise err
     stats = {"files": len(patches), "added": sum(p.added for p in patches),
              "removed": sum(p.removed for p in patches),
-             "hunks": f"{sum(len(p.hunks) for p in patches)} exact"}
+             "hunks": summarize([p for c in applied for p in c.hunks])}
     return changes, stats
 
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from gitforge.errors import PatchRefused
 from gitforge.patch import DictTree, FileChange, apply_patches, parse_patch
-from gitforge.patch.apply import place_hunk
+from gitforge.patch.place import FileIndex, Miss, place
 
 NUMBERED = "".join(f"line {i}\n" for i in range(1, 31))
 
@@ -61,7 +61,8 @@ def test_delete_checks_the_content():
     err = refusal(text, {"f": b"a\nb\nc\n"})
     assert err.reasons == ["f: the file's content does not match the deletion (1 lines would remain)"]
     err = refusal(text, {"f": b"a\nX\n"})
-    assert err.reasons[0].startswith("f: hunk '@@ -1,2 +0,0 @@': no match at line 1\n  line 2: expected 'b', found 'X'")
+    assert err.reasons[0].startswith("f: hunk 1 '@@ -1,2 +0,0 @@': no place in the file has these lines\n"
+                                     "  line 2: the hunk expects 'b', the file has 'X'")
 
 
 def test_delete_of_a_missing_file_and_modify_of_a_missing_file():
@@ -107,9 +108,10 @@ def test_crlf_file_stays_crlf():
     assert out["w.txt"].data == b"one\r\n2\r\nthree\r\nfour\r\n"
 
 
-def test_crlf_context_does_not_match_an_lf_diff():
-    err = refusal("--- a/w.txt\n+++ b/w.txt\n@@ -1 +1 @@\n-one\n+1\n", {"w.txt": b"one\r\n"})
-    assert "line 1: expected 'one\\n', found 'one\\r\\n'" in err.reasons[0]
+def test_an_lf_diff_applies_to_a_crlf_file_and_keeps_crlf():
+    out = apply("--- a/w.txt\n+++ b/w.txt\n@@ -1,2 +1,2 @@\n one\n-two\n+2\n", {"w.txt": b"one\r\ntwo\r\n"})
+    assert out["w.txt"].data == b"one\r\n2\r\n"
+    assert out["w.txt"].hunks[0].strategy == "eol"
 
 
 def test_non_utf8_bytes_survive():
@@ -132,8 +134,7 @@ def test_no_newline_at_end_of_file_both_ways():
     assert apply(drop_nl, {"n": b"a\nend\n"})["n"].data == b"a\nend"
     append = "--- a/n\n+++ b/n\n@@ -1 +1,2 @@\n-end\n\\ No newline at end of file\n+end\n+more\n"
     assert apply(append, {"n": b"end"})["n"].data == b"end\nmore\n"
-    assert refusal(add_nl, {"n": b"end\n"}).reasons[0].startswith(
-        "n: hunk '@@ -1 +1 @@': no match at line 1\n  line 1: expected 'end', found 'end\\n'")
+    assert apply(add_nl, {"n": b"end\n"}) == {}  # already has its newline: nothing to change
 
 
 def test_empty_files():
@@ -143,35 +144,42 @@ def test_empty_files():
     assert apply(empty, {"e": b"x\n"})["e"].data == b""
 
 
-def test_wrong_line_number_is_refused_with_the_actual_lines():
+def test_wrong_line_number_is_relocated_and_recorded():
     text = "--- a/app.py\n+++ b/app.py\n@@ -20,3 +20,3 @@ def main():\n line 10\n-line 11\n+LINE 11\n line 12\n"
+    out = apply(text, {"app.py": NUMBERED.encode()})
+    assert out["app.py"].data == NUMBERED.replace("line 11\n", "LINE 11\n").encode()
+    (p,) = out["app.py"].hunks
+    assert (p.strategy, p.offset) == ("relocated", -10)
+
+
+def test_a_hunk_that_matches_nowhere_is_refused_with_the_closest_region():
+    text = "--- a/app.py\n+++ b/app.py\n@@ -20,3 +20,3 @@ def main():\n line 10\n-line 11 changed\n+X\n line 12\n"
     err = refusal(text, {"app.py": NUMBERED.encode()})
     assert err.reasons == ["\n".join([
-        "app.py: hunk '@@ -20,3 +20,3 @@ def main():': no match at line 20",
-        "  line 20: expected 'line 10', found 'line 20'",
-        "  actual lines 17-25 of app.py ('>' marks where the hunk expected its lines):",
-        "    17 | line 17",
-        "    18 | line 18",
-        "    19 | line 19",
-        "  > 20 | line 20",
-        "  > 21 | line 21",
-        "  > 22 | line 22",
-        "    23 | line 23",
-        "    24 | line 24",
-        "    25 | line 25",
+        "app.py: hunk 1 '@@ -20,3 +20,3 @@ def main():': no place in the file has these lines",
+        "  line 11: the hunk expects 'line 11 changed', the file has 'line 11'",
+        "  closest region, lines 8-14 of app.py ('>' marks lines that differ from the hunk):",
+        "     8 | line 8",
+        "     9 | line 9",
+        "    10 | line 10",
+        "  > 11 | line 11",
+        "    12 | line 12",
+        "    13 | line 13",
+        "    14 | line 14",
     ])]
     assert err.message == "patch does not apply (1 problem in 1 file); nothing was changed"
 
 
-def test_feedback_window_is_at_most_twelve_lines_and_handles_the_end_of_file():
-    big = "--- a/f\n+++ b/f\n@@ -5,20 +5,1 @@\n" + "".join(f"-x{i}\n" for i in range(20)) + "+y\n"
+def test_feedback_is_compact_and_handles_a_hunk_that_occurs_nowhere():
+    big = "--- a/f\n+++ b/f\n@@ -5,20 +5,1 @@\n" + "".join(f"-line {i}\n" for i in range(3, 23)) + "-nope\n+y\n"
     reason = refusal(big, {"f": NUMBERED.encode()}).reasons[0]
     assert reason.count(" | ") == 12
-    past = refusal("--- a/f\n+++ b/f\n@@ -40 +40 @@\n-a\n+b\n", {"f": NUMBERED.encode()}).reasons[0]
-    assert past.splitlines()[0] == "f: hunk '@@ -40 +40 @@': no match at line 40 (the file has 30 lines)"
-    assert past.splitlines()[-1] == "    30 | line 30"
+    nowhere = refusal("--- a/f\n+++ b/f\n@@ -40 +40 @@\n-a\n+b\n", {"f": NUMBERED.encode()}).reasons[0]
+    assert nowhere.splitlines()[:2] == ["f: hunk 1 '@@ -40 +40 @@': no place in the file has these lines",
+                                        "  none of its context or removed lines occurs in f; lines 28-30:"]
+    assert nowhere.splitlines()[-1] == "    30 | line 30"
     empty = refusal("--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\n", {"f": b""}).reasons[0]
-    assert empty == "f: hunk '@@ -1 +1 @@': no match at line 1 (the file has 0 lines)\n  f is empty"
+    assert empty == "f: hunk 1 '@@ -1 +1 @@': no place in the file has these lines\n  f is empty"
 
 
 TWO_HUNKS = ("--- a/f\n+++ b/f\n@@ -2,2 +2,2 @@\n line 2\n-line 3\n+LINE 3\n"
@@ -179,20 +187,25 @@ TWO_HUNKS = ("--- a/f\n+++ b/f\n@@ -2,2 +2,2 @@\n line 2\n-line 3\n+LINE 3\n"
 
 
 def test_second_hunk_fails_nothing_returned_and_only_it_is_reported():
-    err = refusal(TWO_HUNKS, {"f": NUMBERED.encode()})
+    err = refusal(TWO_HUNKS.replace("-line 12", "-line 12b"), {"f": NUMBERED.encode()})
     assert len(err.reasons) == 1
-    assert err.reasons[0].startswith("f: hunk '@@ -12,2 +12,2 @@': no match at line 12\n"
-                                     "  line 12: expected 'line 11', found 'line 12'")
+    assert err.reasons[0].startswith("f: hunk 2 '@@ -12,2 +12,2 @@': no place in the file has these lines\n"
+                                     "  line 12: the hunk expects 'line 12b', the file has 'line 12'")
 
 
 def test_both_hunks_failing_are_both_reported():
-    shifted = "".join(f"line {i}\n" for i in range(5, 40)).encode()
-    err = refusal(TWO_HUNKS, {"f": shifted})
+    other = "".join(f"row {i}\n" for i in range(5, 40)).encode()
+    err = refusal(TWO_HUNKS, {"f": other})
     assert [r.splitlines()[0] for r in err.reasons] == [
-        "f: hunk '@@ -2,2 +2,2 @@': no match at line 2",
-        "f: hunk '@@ -12,2 +12,2 @@': no match at line 12",
+        "f: hunk 1 '@@ -2,2 +2,2 @@': no place in the file has these lines",
+        "f: hunk 2 '@@ -12,2 +12,2 @@': no place in the file has these lines",
     ]
-    assert "  > 12 | line 16" in err.reasons[1]
+
+
+def test_both_hunks_relocated_by_the_same_offset():
+    shifted = "".join(f"line {i}\n" for i in range(-3, 31)).encode()
+    out = apply(TWO_HUNKS, {"f": shifted})["f"]
+    assert [(p.strategy, p.offset) for p in out.hunks] == [("relocated", 4), ("relocated", 3)]
 
 
 def test_multi_file_all_or_nothing():
@@ -233,11 +246,11 @@ def test_binary_and_symlink_patches_cannot_be_applied():
         "l: file does not exist (it is a symlink)"]
 
 
-def test_place_hunk_is_the_per_hunk_entry_point():
+def test_place_is_the_per_hunk_entry_point():
     (fp,) = parse_patch("--- a/f\n+++ b/f\n@@ -2 +2 @@\n-b\n+B\n")
-    assert place_hunk(["a\n", "b\n"], fp.hunks[0]) == 1
-    assert place_hunk(["b\n", "a\n"], fp.hunks[0]) is None
-    assert place_hunk(["a\n", "b\n"], fp.hunks[0], lo=2) is None
+    assert place(FileIndex(["a\n", "b\n"]), fp.hunks[0], 0, 0).at == 1
+    assert place(FileIndex(["b\n", "a\n"]), fp.hunks[0], 0, 0).strategy == "relocated"
+    assert isinstance(place(FileIndex(["a\n", "b\n"]), fp.hunks[0], 2, 0), Miss)
 
 
 # -- property: the true diff of any edit applies to exactly the edited content ---------------
@@ -284,9 +297,12 @@ def test_the_true_diff_of_any_edit_applies_exactly(case):
     assert out == {"f.txt": FileChange("f.txt", new.encode("utf-8", "surrogateescape"), "file", None)}
 
 
-def test_a_new_file_written_as_a_modification_gets_a_hint():
-    err = refusal("--- a/new.py\n+++ b/new.py\n@@ -0,0 +1 @@\n+x\n", {})
-    assert err.reasons == ["new.py: file does not exist (a new file needs '--- /dev/null')"]
+def test_a_new_file_written_as_a_modification_is_a_create():
+    for header in ("@@ -0,0 +1 @@", "@@ -1,0 +1,2 @@", "@@ @@"):
+        out = apply(f"--- a/new.py\n+++ b/new.py\n{header}\n+x\n+y\n", {})
+        assert out["new.py"].data == b"x\ny\n" and out["new.py"].hunks[0].strategy == "create"
+    err = refusal("--- a/new.py\n+++ b/new.py\n@@ -1 +1 @@\n-x\n+y\n", {})
+    assert err.reasons == ["new.py: file does not exist"]
 
 
 def test_moving_a_large_file_unchanged_is_not_refused_for_its_size():
@@ -297,8 +313,8 @@ def test_moving_a_large_file_unchanged_is_not_refused_for_its_size():
 def test_a_hunk_that_would_join_two_lines_is_refused():
     after_unterminated = "--- a/n\n+++ b/n\n@@ -1,0 +2 @@\n+more\n"
     assert refusal(after_unterminated, {"n": b"end"}).reasons == [
-        "n: hunk '@@ -1,0 +2 @@': would join two lines at line 2: "
-        "'\\ No newline at end of file' belongs only to the file's last line"]
+        "n: hunk 1 '@@ -1,0 +2 @@': it would join two lines: "
+        "'\\ No newline at end of file' belongs only to the file's last line\n  n has 1 lines"]
     assert apply(after_unterminated, {"n": b"end\n"})["n"].data == b"end\nmore\n"
     unterminated_in_middle = "--- a/n\n+++ b/n\n@@ -1 +1 @@\n-a\n+A\n\\ No newline at end of file\n"
-    assert "would join two lines at line 1" in refusal(unterminated_in_middle, {"n": b"a\nb\n"}).reasons[0]
+    assert "belongs only to the file's last line" in refusal(unterminated_in_middle, {"n": b"a\nb\n"}).reasons[0]

@@ -1,23 +1,24 @@
 """Apply parsed patches to a TreeView in memory: all hunks of all files, or nothing.
 
-Each hunk is placed by `place_hunk`, which tries the strategies in `STRATEGIES` in
-order. This version has one, exact placement; relocation by context and fuzz are
-meant to be appended there.
+File operations (create, delete, rename, mode) are handled here; each hunk is placed by
+`place.place` (the exact-to-tolerant cascade) and a refused hunk is described by
+`feedback.describe`. Nothing is ever written: the result is the changed files.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from gitforge.errors import PatchRefused
-from gitforge.patch.parse import FilePatch, Hunk
+from gitforge.patch.feedback import describe
+from gitforge.patch.parse import FilePatch
+from gitforge.patch.place import FileIndex, Miss, Placement, place
 from gitforge.patch.tree import TreeView
 
 Mode = Literal["file", "exec"]
 _ENC, _ERR = "utf-8", "surrogateescape"
-_WINDOW_BEFORE, _WINDOW_AFTER, _WINDOW_MAX = 3, 3, 12
 
 
 @dataclass(frozen=True)
@@ -26,41 +27,14 @@ class FileChange:
     data: bytes | None  # None: delete the file
     mode: Mode
     old_path: str | None = None  # a rename: this old file disappears
+    hunks: tuple[Placement, ...] = field(default=(), compare=False)  # how each hunk was placed
 
 
 @dataclass
 class _Entry:
     data: bytes
     mode: Mode
-
-
-# A strategy finds where `hunk` goes in `lines` (0-based index of its first old line),
-# at or after index `lo` (the end of the previous hunk), or returns None.
-Strategy = Callable[[Sequence[str], Hunk, int], int | None]
-
-
-def expected_index(hunk: Hunk) -> int:
-    """The 0-based index the header names (`@@ -0,0` and `@@ -N,0` insert after line N)."""
-    return hunk.old_start if hunk.old_len == 0 else hunk.old_start - 1
-
-
-def place_exact(lines: Sequence[str], hunk: Hunk, lo: int = 0) -> int | None:
-    at = expected_index(hunk)
-    old = hunk.old_lines
-    if at < lo or at + len(old) > len(lines) or list(lines[at:at + len(old)]) != old:
-        return None
-    return at
-
-
-STRATEGIES: tuple[Strategy, ...] = (place_exact,)
-
-
-def place_hunk(lines: Sequence[str], hunk: Hunk, lo: int = 0) -> int | None:
-    for strategy in STRATEGIES:
-        at = strategy(lines, hunk, lo)
-        if at is not None:
-            return at
-    return None
+    hunks: tuple[Placement, ...] = ()
 
 
 def apply_patches(patches: Sequence[FilePatch], tree: TreeView, *,
@@ -124,8 +98,8 @@ def _check_kinds(fp: FilePatch, tree: TreeView, overlay: dict[str, _Entry | None
     if fp.old_path is not None and state(fp.old_path) is None:
         kind = None if fp.old_path in overlay else tree.kind(fp.old_path)
         what = {"dir": "it is a directory", "link": "it is a symlink"}.get(kind or "", "")
-        if not what and fp.op == "modify" and all(h.old_start == h.old_len == 0 for h in fp.hunks):
-            what = "a new file needs '--- /dev/null'"
+        if not what and _creates(fp):
+            return []  # an "edit" of a missing file that only adds lines: the author meant a create
         problems.append(f"{fp.old_path}: file does not exist{f' ({what})' if what else ''}")
     if fp.op in ("create", "rename"):
         new = fp.path
@@ -143,15 +117,24 @@ def _check_kinds(fp: FilePatch, tree: TreeView, overlay: dict[str, _Entry | None
     return problems
 
 
+def _creates(fp: FilePatch) -> bool:
+    return fp.op == "modify" and bool(fp.hunks) and all(k == "+" for h in fp.hunks for k, _ in h.lines)
+
+
 def _apply_one(fp: FilePatch, old: _Entry | None) -> _Entry | None | list[str]:
     """The file's new state (None: deleted), or the reasons it failed."""
     data = old.data if old is not None else b""
+    placements: tuple[Placement, ...] = ()
     if fp.hunks:
-        lines = _split(data.decode(_ENC, _ERR))
-        new_lines, problems = _apply_hunks(fp, lines)
-        if problems:
-            return problems
-        data = "".join(new_lines).encode(_ENC, _ERR)
+        if old is None and _creates(fp):
+            data = "".join(t for h in fp.hunks for _, t in h.lines).encode(_ENC, _ERR)
+            placements = tuple(Placement(0, 0, (), "create", None) for _ in fp.hunks)
+        else:
+            lines = _split(data.decode(_ENC, _ERR))
+            new_lines, placements, problems = _apply_hunks(fp, lines)
+            if problems:
+                return problems
+            data = "".join(new_lines).encode(_ENC, _ERR)
     if fp.op == "delete":
         if data:
             return [f"{fp.path}: the file's content does not match the deletion "
@@ -162,85 +145,32 @@ def _apply_one(fp: FilePatch, old: _Entry | None) -> _Entry | None | list[str]:
         mode = "exec"
     elif fp.new_mode == "100644":
         mode = "file"
-    return _Entry(data, mode)
+    return _Entry(data, mode, ((old.hunks if old is not None else ()) + placements))
 
 
-def _apply_hunks(fp: FilePatch, lines: list[str]) -> tuple[list[str], list[str]]:
-    """The file's new lines, or the reasons some hunks do not fit (every hunk is tried)."""
-    placed: list[tuple[int, Hunk]] = []
+def _apply_hunks(fp: FilePatch, lines: list[str]) -> tuple[list[str], tuple[Placement, ...], list[str]]:
+    """The file's new lines and how each hunk was placed, or the reasons some hunks do not
+    fit (every hunk is tried, so one refusal reports them all)."""
+    index = FileIndex(lines)
+    placed: list[Placement] = []
     problems: list[str] = []
-    lo = 0
-    for hunk in fp.hunks:
-        at = place_hunk(lines, hunk, lo)
-        if at is None:
-            problems.append(describe_miss(fp.path, hunk, lines))
-            at = expected_index(hunk)
-        elif _joins_lines(lines, at, hunk):
-            problems.append(f"{fp.path}: hunk '{hunk.header}': would join two lines at line {at + 1}: "
-                            "'\\ No newline at end of file' belongs only to the file's last line")
-        else:
-            placed.append((at, hunk))
-        lo = max(lo, at + hunk.old_len)
+    lo = shift = 0
+    for number, hunk in enumerate(fp.hunks, 1):
+        result = place(index, hunk, lo, shift)
+        if isinstance(result, Miss):
+            problems.append(describe(fp.path, number, hunk, result, lines))
+            continue
+        placed.append(result)
+        lo = result.at + result.count
+        shift = result.offset if result.offset is not None else shift
     if problems:
-        return [], problems
+        return [], (), problems
     out: list[str] = []
     pos = 0
-    for at, hunk in placed:
-        out += lines[pos:at] + hunk.new_lines
-        pos = at + len(hunk.old_lines)
-    return out + lines[pos:], []
-
-
-def _joins_lines(lines: Sequence[str], at: int, hunk: Hunk) -> bool:
-    """Whether a line without a newline would end up before another line."""
-    new, end = hunk.new_lines, at + hunk.old_len
-    if new and not new[-1].endswith("\n") and end < len(lines):
-        return True
-    return bool(new) and hunk.old_len == 0 and at == len(lines) > 0 and not lines[-1].endswith("\n")
-
-
-def describe_miss(path: str, hunk: Hunk, lines: Sequence[str]) -> str:
-    """Why `hunk` does not fit at its line, with the file's actual lines around that place."""
-    at = expected_index(hunk)
-    line_no = hunk.old_start
-    if at > len(lines) or (hunk.old_len and at >= len(lines)):
-        head = f"{path}: hunk '{hunk.header}': no match at line {line_no} (the file has {len(lines)} lines)"
-        detail = ""
-    else:
-        head = f"{path}: hunk '{hunk.header}': no match at line {line_no}"
-        detail = _first_difference(hunk.old_lines, lines, at)
-    first = max(0, min(at, len(lines)) - _WINDOW_BEFORE)
-    last = min(len(lines), max(at + hunk.old_len, at + 1) + _WINDOW_AFTER, first + _WINDOW_MAX)
-    width = len(str(max(last, 1)))
-    body = [f"  {'>' if at <= i < at + hunk.old_len else ' '} {i + 1:>{width}} | {_bare(lines[i])}"
-            for i in range(first, last)]
-    if not body:
-        shown = f"  {path} is empty"
-    else:
-        marks = " ('>' marks where the hunk expected its lines)" if hunk.old_len else ""
-        shown = f"  actual lines {first + 1}-{last} of {path}{marks}:"
-    return "\n".join([head] + ([detail] if detail else []) + [shown] + body)
-
-
-def _first_difference(old: Sequence[str], lines: Sequence[str], at: int) -> str:
-    for i, want in enumerate(old):
-        if at + i >= len(lines):
-            return f"  line {at + i + 1}: expected {_show(want, want)}, found the end of the file"
-        got = lines[at + i]
-        if got != want:
-            return f"  line {at + i + 1}: expected {_show(want, got)}, found {_show(got, want)}"
-    return ""
-
-
-def _show(text: str, other: str) -> str:
-    """repr() of a line, keeping its ending only when that is what differs."""
-    return repr(text) if _bare(text) == _bare(other) else repr(_bare(text))
-
-
-def _bare(line: str) -> str:
-    """A line without its ending ("\\n" or "\\r\\n")."""
-    line = line[:-1] if line.endswith("\n") else line
-    return line[:-1] if line.endswith("\r") else line
+    for p in placed:
+        out += lines[pos:p.at] + list(p.new)
+        pos = p.at + p.count
+    return out + lines[pos:], tuple(placed), []
 
 
 def _split(text: str) -> list[str]:
@@ -273,7 +203,7 @@ def _changes(tree: TreeView, overlay: dict[str, _Entry | None],
                 changes.append(FileChange(path, None, orig.mode))
         elif path in moved.values():
             old = origin[path]
-            changes.append(FileChange(path, entry.data, entry.mode, old_path=old))
+            changes.append(FileChange(path, entry.data, entry.mode, old_path=old, hunks=entry.hunks))
         elif orig is None or orig.data != entry.data or orig.mode != entry.mode:
-            changes.append(FileChange(path, entry.data, entry.mode))
+            changes.append(FileChange(path, entry.data, entry.mode, hunks=entry.hunks))
     return tuple(changes)

@@ -16,7 +16,7 @@ Op = Literal["create", "delete", "modify", "rename"]
 LineType = Literal[" ", "-", "+"]
 
 DEV_NULL = "/dev/null"
-_HUNK_RE = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+_HUNK_RE = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")  # with numbers; others are repaired
 _HINT = "send a unified diff (as `git diff` writes it) whose hunk headers count their lines exactly"
 _C_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
 
@@ -28,7 +28,10 @@ class Hunk:
     new_start: int
     new_len: int
     lines: tuple[tuple[LineType, str], ...]
-    header: str
+    header: str  # as the diff wrote it
+    unnumbered: bool = False  # `@@ @@`: the place is found by context alone
+    recounted: bool = False  # the header's line counts were wrong and were recounted
+    slips: tuple[int, ...] = ()  # indexes in `lines` of body lines that had no marker
 
     @property
     def old_lines(self) -> list[str]:
@@ -73,9 +76,7 @@ def parse_patch(text: str | bytes) -> tuple[FilePatch, ...]:
     if not text.strip():
         raise PatchRefused("empty patch", reasons=["the patch is empty: expected a unified diff"])
     raw = io.StringIO(text).readlines()  # the same line split unidiff uses: on "\n" only
-    problems = _check_hunk_counts(raw)
-    if problems:
-        raise PatchRefused("malformed patch", reasons=problems, hint=_HINT)
+    text, repairs = _normalize(raw)
     try:
         patch_set = unidiff.PatchSet(text)
     except unidiff.UnidiffParseError as exc:
@@ -83,55 +84,113 @@ def parse_patch(text: str | bytes) -> tuple[FilePatch, ...]:
     if not patch_set:
         raise PatchRefused("not a diff", reasons=[
             "no file changes found: expected '--- a/<path>' / '+++ b/<path>' headers and '@@' hunks"])
-    patches = tuple(_file_patch(pf, raw) for pf in patch_set)
+    queue = iter(repairs)
+    patches = tuple(_file_patch(pf, queue) for pf in patch_set)
     problems = [p for fp in patches for p in _check_file(fp)]
     if problems:
         raise PatchRefused("malformed patch", reasons=problems, hint=_HINT)
     return patches
 
 
-def _check_hunk_counts(raw: list[str]) -> list[str]:
-    """Each hunk body must hold exactly the lines its header declares (unidiff skips extras)."""
-    problems: list[str] = []
+@dataclass(frozen=True)
+class _Repair:
+    """What normalising one hunk found: kept on the Hunk for placement and provenance."""
+
+    header: str
+    unnumbered: bool
+    recounted: bool
+    slips: tuple[int, ...]
+
+
+def _normalize(raw: list[str]) -> tuple[str, list[_Repair]]:
+    """Make what language models write parseable, and remember what was repaired: hunk
+    headers are recounted from their bodies (or given placeholder numbers when they have
+    none), an empty body line is an empty context line whose space was trimmed, and a body
+    line with no marker at all (a "slip") is taken as context — placement may later try it
+    as an added line."""
+    out: list[str] = []
+    repairs: list[_Repair] = []
     i = 0
     while i < len(raw):
-        m = _HUNK_RE.match(raw[i])
-        if not m:
-            if raw[i].startswith("@@"):
-                problems.append(f"diff line {i + 1}: {raw[i].rstrip()!r} is not a hunk header; "
-                                "expected '@@ -<start>,<count> +<start>,<count> @@'")
+        if not raw[i].startswith("@@"):
+            out.append(raw[i])
             i += 1
             continue
-        header, at = raw[i].rstrip("\r\n"), i + 1
-        want_old = int(m[2]) if m[2] is not None else 1
-        want_new = int(m[4]) if m[4] is not None else 1
-        old = new = 0
-        i += 1
-        while (old < want_old or new < want_new) and i < len(raw):
-            line = raw[i]
-            if _is_file_header(raw, i):
-                break
-            kind = "" if line in ("\n", "\r\n") else line[0]
-            if kind in ("", " "):
-                old, new = old + 1, new + 1
-            elif kind == "-":
-                old += 1
-            elif kind == "+":
-                new += 1
-            elif kind != "\\":
-                break
-            i += 1
-        while i < len(raw) and raw[i].startswith("\\"):
-            i += 1
-        extra = i < len(raw) and raw[i][:1] in ("+", "-") and not _is_file_header(raw, i) \
-            and raw[i].rstrip("\r\n") not in ("--", "-- ", "---")  # e-mail signature, separator
-        if (old, new) != (want_old, want_new) or extra:
-            what = (f"line {i + 1} ({raw[i].rstrip()!r}) follows it but is not counted"
-                    if extra and (old, new) == (want_old, want_new)
-                    else f"its body has {old} old and {new} new lines")
-            problems.append(f"hunk '{header}' at diff line {at}: the header declares {want_old} old "
-                            f"and {want_new} new lines, but {what}")
-    return problems
+        header = raw[i].rstrip("\r\n")
+        m = _HUNK_RE.match(header)
+        want = None if m is None else (int(m[2]) if m[2] is not None else 1, int(m[4]) if m[4] is not None else 1)
+        j = _counted_end(raw, i + 1, want) if want is not None else None
+        if j is not None:  # the header's counts fit the body: read it exactly as git would
+            body = raw[i + 1:j]
+        else:
+            j = i + 1
+            while j < len(raw) and not raw[j].startswith("@@") and not _is_file_header(raw, j) \
+                    and not _is_signature(raw, j):
+                j += 1
+            body = _drop_trailing_blanks(raw[i + 1:j], want)
+        lines: list[str] = []
+        slips: list[int] = []
+        old = new = index = 0  # index: position among the hunk's lines ("\\" markers aside)
+        for line in body:
+            if line[:1] == "\\":
+                lines.append(line)
+                continue
+            fixed = line if line[:1] in (" ", "-", "+") else " " + line
+            if fixed is not line and line not in ("\n", "\r\n"):
+                slips.append(index)
+            old += fixed[0] in " -"
+            new += fixed[0] in " +"
+            lines.append(fixed)
+            index += 1
+        start_old = int(m[1]) if m else (1 if old else 0)
+        start_new = int(m[3]) if m else (1 if new else 0)
+        rest = header[m.end():] if m else ""
+        out.append(f"@@ -{start_old},{old} +{start_new},{new} @@{rest}\n")
+        out += lines
+        repairs.append(_Repair(header, m is None, m is not None and want != (old, new), tuple(slips)))
+        i = j
+    return "".join(out), repairs
+
+
+def _drop_trailing_blanks(body: list[str], want: tuple[int, int] | None) -> list[str]:
+    """Blank lines after a hunk are separators, unless the header counts them as context."""
+    end = len(body)
+    while end and body[end - 1] in ("\n", "\r\n"):
+        end -= 1
+    if want is None or end == len(body):
+        return body[:end]
+    kept = body[:end]
+    counted = (sum(x[:1] in " -" or x in ("\n", "\r\n") for x in body if x[:1] != "\\"),
+               sum(x[:1] in " +" or x in ("\n", "\r\n") for x in body if x[:1] != "\\"))
+    return body if counted == want else kept
+
+
+def _counted_end(raw: list[str], start: int, want: tuple[int, int]) -> int | None:
+    """Where a hunk body ends if its header's counts are right; None when they are not (the
+    body runs short, over, into something that is not a hunk line, or on into more hunk lines)."""
+    old = new = 0
+    j = start
+    while (old, new) != want:
+        if j >= len(raw) or old > want[0] or new > want[1]:
+            return None
+        kind = " " if raw[j] in ("\n", "\r\n") else raw[j][:1]
+        if kind not in (" ", "-", "+", "\\") or _is_file_header(raw, j):
+            return None
+        old += kind in " -"
+        new += kind in " +"
+        j += 1
+    while j < len(raw) and raw[j].startswith("\\"):
+        j += 1
+    if j < len(raw) and raw[j][:1] in (" ", "+", "-") and not _is_file_header(raw, j) \
+            and not _is_signature(raw, j) and raw[j].rstrip("\r\n") not in ("--", "---"):
+        return None  # more hunk lines follow: the counts are wrong
+    return j
+
+
+def _is_signature(raw: list[str], i: int) -> bool:
+    """`git format-patch` ends with '-- ' and the git version: not part of the last hunk."""
+    return (raw[i].rstrip("\r\n") == "-- " and i + 1 < len(raw) and re.match(r"\d+\.\d", raw[i + 1]) is not None
+            and all(not line.strip() for line in raw[i + 2:]))
 
 
 def _is_file_header(raw: list[str], i: int) -> bool:
@@ -139,7 +198,7 @@ def _is_file_header(raw: list[str], i: int) -> bool:
         raw[i].startswith("--- ") and i + 1 < len(raw) and raw[i + 1].startswith("+++ "))
 
 
-def _file_patch(pf: unidiff.PatchedFile, raw: list[str]) -> FilePatch:
+def _file_patch(pf: unidiff.PatchedFile, repairs) -> FilePatch:
     info = [line.rstrip("\r\n") for line in (pf.patch_info or [])]
     is_git = bool(info) and info[0].startswith("diff --git ")
     if any(line.startswith(("copy from ", "copy to ")) for line in info):
@@ -162,11 +221,11 @@ def _file_patch(pf: unidiff.PatchedFile, raw: list[str]) -> FilePatch:
         op = "rename"
     else:  # a plain diff naming two files (`--- app.py.orig` `+++ app.py`) modifies the new one
         op, old = "modify", new
-    hunks = tuple(_hunk(h, raw) for h in pf)
+    hunks = tuple(_hunk(h, next(repairs)) for h in pf)
     return FilePatch(op, old, new, pf.source_mode, pf.target_mode, bool(pf.is_binary_file), hunks)
 
 
-def _hunk(h: unidiff.Hunk, raw: list[str]) -> Hunk:
+def _hunk(h: unidiff.Hunk, repair: _Repair) -> Hunk:
     lines: list[tuple[LineType, str]] = []
     for line in h:
         if line.line_type == "\\":
@@ -176,23 +235,15 @@ def _hunk(h: unidiff.Hunk, raw: list[str]) -> Hunk:
             lines[-1] = (kind, text[:-1] if text.endswith("\n") else text)
         elif line.line_type in (" ", "-", "+"):
             lines.append((line.line_type, line.value))
-    header = f"@@ -{h.source_start},{h.source_length} +{h.target_start},{h.target_length} @@"
-    first = next(iter(h), None)
-    if first is not None and first.diff_line_no and first.diff_line_no >= 2:
-        header = raw[first.diff_line_no - 2].rstrip("\r\n")
-    return Hunk(h.source_start, h.source_length, h.target_start, h.target_length, tuple(lines), header)
+    return Hunk(h.source_start, h.source_length, h.target_start, h.target_length, tuple(lines), repair.header,
+                repair.unnumbered, repair.recounted, repair.slips)
 
 
 def _check_file(fp: FilePatch) -> list[str]:
     problems = []
     if fp.op == "modify" and not fp.hunks and not fp.binary and fp.old_mode == fp.new_mode:
         problems.append(f"{fp.path}: the patch names the file but changes nothing")
-    end = 0
-    for h in fp.hunks:
-        start = h.old_start if h.old_len == 0 else h.old_start - 1
-        if (h.old_len and h.old_start < 1) or start < end:
-            problems.append(f"{fp.path}: hunk '{h.header}' overlaps or precedes the hunk before it")
-        end = max(end, start + h.old_len)
+    for h in fp.hunks:  # the order of hunks is checked where they are placed
         for side in (h.old_lines, h.new_lines):
             if any(not text.endswith("\n") for text in side[:-1]):
                 problems.append(f"{fp.path}: hunk '{h.header}' has '\\ No newline at end of file' "

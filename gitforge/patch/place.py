@@ -1,0 +1,291 @@
+"""Where a hunk goes: a cascade from exact to tolerant, refusing whatever is ambiguous.
+
+For each hunk, in order, the first rule that finds a place wins:
+
+1. exact: the hunk's old lines, byte for byte — at the line its header names, or (relocated)
+   at the one place in the file where they occur;
+2. eol, whitespace, indent: the same search comparing lines without their endings, without
+   trailing whitespace, then with all whitespace folded (the hunk re-indented to the file);
+3. fuzz1, fuzz2: up to one, then two, context lines dropped at each end of the hunk;
+4. slip: body lines that had no marker tried as added lines instead of context.
+
+At every rule a place the header's line numbers corroborate (the header's line, shifted by
+what earlier hunks of the file were off by) wins outright; otherwise the hunk must fit in
+exactly one place, or it is refused as ambiguous with the candidate line numbers. Lines the
+hunk keeps are taken from the file, and added lines get the file's line endings and
+indentation, so a tolerant match never rewrites what the patch did not mean to change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import combinations
+
+from gitforge.patch.parse import Hunk
+
+Lines = Sequence[str]
+HunkLines = tuple[tuple[str, str], ...]
+
+MAX_FUZZ = 2
+MAX_SLIP_VARIANTS = 16
+
+
+def _bare(line: str) -> str:
+    line = line[:-1] if line.endswith("\n") else line
+    return line[:-1] if line.endswith("\r") else line
+
+
+LEVELS: tuple[tuple[str, Callable[[str], str]], ...] = (
+    ("exact", lambda s: s),
+    ("eol", _bare),
+    ("whitespace", lambda s: s.rstrip()),
+    ("indent", lambda s: " ".join(s.split())),
+)
+
+
+@dataclass(frozen=True)
+class Placement:
+    at: int  # index in the file of the first line the hunk replaces
+    count: int  # how many file lines it replaces
+    new: tuple[str, ...]  # the lines that replace them
+    strategy: str
+    offset: int | None  # at - the header's line (None: the header had no numbers)
+
+
+@dataclass(frozen=True)
+class Miss:
+    why: str
+    candidates: tuple[int, ...] = ()  # 0-based starts of the places an ambiguous hunk fits
+
+
+class FileIndex:
+    """A file's lines keyed for each comparison level, with positions of each keyed line."""
+
+    def __init__(self, lines: Lines) -> None:
+        self.lines = lines
+        self._keyed: dict[str, tuple[list[str], dict[str, list[int]]]] = {}
+
+    def keyed(self, level: str, key: Callable[[str], str]) -> tuple[list[str], dict[str, list[int]]]:
+        if level not in self._keyed:
+            keyed = [key(line) for line in self.lines]
+            where: dict[str, list[int]] = {}
+            for i, k in enumerate(keyed):
+                where.setdefault(k, []).append(i)
+            self._keyed[level] = (keyed, where)
+        return self._keyed[level]
+
+    def find(self, level: str, key: Callable[[str], str], old: Sequence[str], lo: int) -> list[int]:
+        """Every start >= lo where `old` (keyed) occurs."""
+        keyed, where = self.keyed(level, key)
+        want = [key(x) for x in old]
+        anchor = min(range(len(want)), key=lambda j: len(where.get(want[j], ())))
+        starts = []
+        for pos in where.get(want[anchor], ()):
+            p = pos - anchor
+            if p >= lo and p + len(want) <= len(keyed) and keyed[p:p + len(want)] == want:
+                starts.append(p)
+        return starts
+
+
+def expected_index(hunk: Hunk) -> int | None:
+    """The 0-based index the header names (`@@ -N,0` inserts after line N); None: no numbers."""
+    if hunk.unnumbered:
+        return None
+    return hunk.old_start if hunk.old_len == 0 else hunk.old_start - 1
+
+
+def place(index: FileIndex, hunk: Hunk, lo: int, shift: int) -> Placement | Miss:
+    """Place one hunk at or after `lo`; `shift` is the offset earlier hunks of the file had."""
+    expected = expected_index(hunk)
+    corroborated = () if expected is None else tuple(dict.fromkeys((expected, expected + shift)))
+    first = _cascade(index, hunk.lines, lo, corroborated, expected)
+    if isinstance(first, Placement) or first.candidates or not hunk.slips:
+        return first
+    found: dict[tuple[int, tuple[str, ...]], Placement] = {}
+    for variant in _slip_variants(hunk):
+        result = _cascade(index, variant, lo, corroborated, expected)
+        if isinstance(result, Placement):
+            found.setdefault((result.at, result.new), result)
+    if len(found) == 1:
+        (p,) = found.values()
+        return Placement(p.at, p.count, p.new, f"slip+{p.strategy}", p.offset)
+    if len(found) > 1:
+        return Miss("lines without a +/-/space marker make it ambiguous",
+                    tuple(sorted({at for at, _ in found})))
+    return first
+
+
+def _slip_variants(hunk: Hunk):
+    for k in range(1, len(hunk.slips) + 1):
+        for n, chosen in enumerate(combinations(hunk.slips, k)):
+            if n >= MAX_SLIP_VARIANTS:
+                return
+            yield tuple(("+", text) if i in chosen else (kind, text) for i, (kind, text) in enumerate(hunk.lines))
+
+
+def _cascade(index: FileIndex, lines: HunkLines, lo: int, corroborated: tuple[int, ...],
+             expected: int | None) -> Placement | Miss:
+    old = [text for kind, text in lines if kind != "+"]
+    if not old:  # a pure insertion has nothing to match: only its line number can place it
+        if expected is None:
+            return Miss("it has neither context lines nor line numbers, so it could go anywhere")
+        if not lo <= expected <= len(index.lines):
+            return Miss(f"it inserts after line {expected}, beyond the end of the file")
+        new = tuple(t for _, t in lines)
+        joins = (expected == len(index.lines) and index.lines and not index.lines[-1].endswith("\n")) or \
+            (expected < len(index.lines) and new and not new[-1].endswith("\n"))
+        if joins:
+            return Miss("it would join two lines: '\\ No newline at end of file' belongs only to the "
+                        "file's last line")
+        return Placement(expected, 0, new, "exact", 0)
+    unusable = ""
+    for fuzz in range(MAX_FUZZ + 1):
+        trimmed = _trim(lines, fuzz) if fuzz else lines
+        if trimmed is None:
+            break
+        head = _leading_context(lines, fuzz) if fuzz else 0
+        for level, key in LEVELS if not fuzz else LEVELS[:3]:
+            starts = index.find(level, key, [t for k, t in trimmed if k != "+"], lo)
+            built = {s: _build(index.lines, trimmed, s, level) for s in starts}
+            good = {s: p for s, p in built.items() if isinstance(p, Placement)}
+            unusable = unusable or next((p for p in built.values() if isinstance(p, str)), "")
+            hit = next((e + head for e in corroborated if e + head in good), None)
+            if hit is None and len(good) == 1:
+                hit = next(iter(good))
+            if hit is not None:
+                return _named(good[hit], level, fuzz, expected, head)
+            if len(good) > 1:
+                return Miss("it matches in more than one place", tuple(s - head for s in sorted(good)))
+    return Miss(unusable or "no place in the file has these lines")
+
+
+def _named(p: Placement, level: str, fuzz: int, expected: int | None, head: int) -> Placement:
+    offset = None if expected is None else p.at - head - expected
+    if fuzz:
+        name = f"fuzz{fuzz}"
+    elif level == "exact":
+        name = "exact" if offset == 0 else "relocated"
+    else:
+        name = level
+    return Placement(p.at, p.count, p.new, name, offset)
+
+
+def _leading_context(lines: HunkLines, fuzz: int) -> int:
+    n = 0
+    while n < fuzz and n < len(lines) and lines[n][0] == " ":
+        n += 1
+    return n
+
+
+def _trim(lines: HunkLines, fuzz: int) -> HunkLines | None:
+    """The hunk without up to `fuzz` context lines at each end; None when too little is left
+    to anchor it (fewer than two non-blank old lines)."""
+    head = _leading_context(lines, fuzz)
+    tail = 0
+    while tail < fuzz and tail < len(lines) - head and lines[len(lines) - 1 - tail][0] == " ":
+        tail += 1
+    if head == tail == 0:
+        return None
+    core = lines[head:len(lines) - tail]
+    if sum(1 for kind, text in core if kind != "+" and text.strip()) < 2:
+        return None
+    return core
+
+
+def _build(file: Lines, lines: HunkLines, at: int, level: str) -> Placement | str:
+    """The replacement for a match at `at`: kept lines from the file, added lines adapted to
+    the file's line endings and indentation; or why this match cannot be used."""
+    if level != "exact" and _eof_ambiguous(file, lines, at):
+        return ("the file has no newline at its end and the hunk does not say whether the result "
+                "should (mark it with '\\ No newline at end of file')")
+    eol = _file_eol(file, at)
+    reindent = _reindent(file, lines, at) if level == "indent" else (lambda s: s)
+    if reindent is None:
+        return "its lines match only with indentation that changes from line to line"
+    out: list[str] = []
+    i = at
+    for kind, text in lines:
+        if kind == " ":
+            out.append(file[i])
+            i += 1
+        elif kind == "-":
+            i += 1
+        else:
+            added = text if level == "exact" else reindent(_with_eol(text, eol))
+            if added is None:
+                return "an added line is indented less than the shift the match needs"
+            out.append(added)
+    if any(not line.endswith("\n") for line in out[:-1]) or (out and i < len(file) and not out[-1].endswith("\n")):
+        return "'\\ No newline at end of file' belongs only to the file's last line"
+    return Placement(at, i - at, tuple(out), level, None)
+
+
+def _eof_ambiguous(file: Lines, lines: HunkLines, at: int) -> bool:
+    """A tolerant match that reaches a last line without a newline, from a hunk that says
+    nothing about it, and whose new last line is added text: keep the file's missing newline,
+    or add one as the diff's line has? Either could be meant."""
+    old_count = sum(1 for kind, _ in lines if kind != "+")
+    if not file or at + old_count != len(file) or file[-1].endswith("\n"):
+        return False
+    old_last = next((t for k, t in reversed(lines) if k != "+"), None)
+    if old_last is None or not old_last.endswith("\n"):
+        return False  # the diff marks the missing newline itself: an exact question
+    new_side = [k for k, _ in lines if k != "-"]
+    return bool(new_side) and new_side[-1] == "+"
+
+
+def _file_eol(file: Lines, at: int) -> str:
+    """The line ending the file uses around `at` (CRLF files keep CRLF)."""
+    window = file[max(0, at - 20):at + 20] or file
+    crlf = sum(1 for line in window if line.endswith("\r\n"))
+    lf = sum(1 for line in window if line.endswith("\n") and not line.endswith("\r\n"))
+    return "\r\n" if crlf > lf else "\n"
+
+
+def _with_eol(text: str, eol: str) -> str:
+    return _bare(text) + eol if text.endswith("\n") else text
+
+
+def _indent(s: str) -> str:
+    return s[:len(s) - len(s.lstrip(" \t"))]
+
+
+def _reindent(file: Lines, lines: HunkLines, at: int) -> Callable[[str], str | None] | None:
+    """For an indent-level match: the one consistent shift from the hunk's indentation to the
+    file's, as a function for added lines; None when the matched lines disagree."""
+    shifts = set()
+    unit = " "
+    i = at
+    for kind, text in lines:
+        if kind == "+":
+            continue
+        mine, theirs = _indent(text), _indent(file[i])
+        if text.strip():
+            shifts.add(len(theirs) - len(mine))
+            if theirs:
+                unit = theirs[0]
+        i += 1
+    if len(shifts) > 1:
+        return None
+    shift = shifts.pop() if shifts else 0
+
+    def apply(s: str) -> str | None:
+        if shift >= 0 or not s.strip():
+            return (unit * shift + s) if s.strip() else s
+        if len(_indent(s)) < -shift:
+            return None
+        return s[-shift:]
+
+    return apply
+
+
+def summarize(placements: Sequence[Placement]) -> str:
+    """Provenance for notes and ledgers: '3 exact, 1 relocated +2, 1 whitespace'."""
+    counts: dict[str, int] = {}
+    for p in placements:
+        label = p.strategy
+        if p.strategy != "exact" and p.offset:
+            label += f" {p.offset:+d}"
+        counts[label] = counts.get(label, 0) + 1
+    return ", ".join(f"{n} {label}" for label, n in counts.items()) or "no hunks"
