@@ -191,7 +191,7 @@ class Engine:
             return {"phase": record["phase"], "title": record["title"], "status": status,
                     "run_id": record["run_id"], "when": now_iso()[:16].replace("T", " ") + " UTC",
                     "attempts": len(attempts), "builder": record["builder"]["kind"],
-                    "patch": last.stats if last else None, "gates": [g.to_json() for g in gates], "reason": reason}
+                    "patch": _patch_summary(last), "gates": [g.to_json() for g in gates], "reason": reason}
         return entry
 
     def _note(self, record: dict, attempts: list[Attempt], status: str):
@@ -202,7 +202,7 @@ class Engine:
                     "attempts": len(attempts), "builder": record["builder"],
                     "gates": [{"name": g.name, "exit_code": g.exit_code, "duration": g.duration,
                                "timed_out": g.timed_out} for g in gates],
-                    "patch": last.stats if last else None, "started": record["started"], "ended": now_iso()}
+                    "patch": _patch_summary(last), "started": record["started"], "ended": now_iso()}
         return note
 
     def _land(self, phase: Phase, record: dict, attempts: list[Attempt], work: Work) -> Landing:
@@ -252,6 +252,14 @@ class Engine:
             record["reason"] = reason
         self.store.save_run(record)
         write_diff_log(record)
+
+
+def _patch_summary(attempt: Attempt | None) -> dict | None:
+    """Files, lines and how the hunks were placed ("2 exact, 1 relocated +3"), without the
+    per-hunk list the run record keeps."""
+    if attempt is None or not attempt.stats:
+        return None
+    return {k: v for k, v in attempt.stats.items() if k != "placements"}
 
 
 def write_diff_log(record: dict) -> None:

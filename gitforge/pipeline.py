@@ -99,7 +99,9 @@ def patch_changes(view: TreeView, diff: str, policy, scope=None,
         raise err
     stats = {"files": len(patches), "added": sum(p.added for p in patches),
              "removed": sum(p.removed for p in patches),
-             "hunks": summarize([p for c in applied for p in c.hunks])}
+             "hunks": summarize([p for c in applied for p in c.hunks]),
+             "placements": [{"file": c.path, "hunk": n, "strategy": p.strategy, "offset": p.offset}
+                            for c in applied for n, p in enumerate(c.hunks, 1)]}
     return changes, stats
 
 
@@ -135,7 +137,9 @@ def run_attempt(git: Git, wt: Worktree, diff: str, policy, specs: Sequence[GateS
     if number > 1:  # the previous attempt left its files: back to the base first
         git.worktree_reset(wt.path, wt.branch, wt.base)
     write_files(wt.path, changes)
-    _move(entry, "applied", f"{stats['files']} file(s), +{stats['added']} -{stats['removed']}")
+    _move(entry, "applied", f"{stats['files']} file(s), +{stats['added']} -{stats['removed']}; "
+                            f"hunks: {stats['hunks']}")
+    entry["hunks"] = stats["placements"]
     att.gates = run_gates(specs, wt.path, run_dir / f"attempt-{number}", env, on_gate)
     failed = next((g for g in att.gates if not g.ok), None)
     if failed is not None:

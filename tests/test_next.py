@@ -284,3 +284,18 @@ def test_worktree_setup_and_include(make_repo, tmp_path):
     assert proc.returncode == 0, proc.stderr
     landed = git("ls-tree", "-r", "--name-only", "HEAD", cwd=root).split()
     assert ".env.test" not in landed and ".setup-done" not in landed  # copied in, never committed
+
+
+def test_the_note_says_how_hunks_were_placed(make_repo, tmp_path):
+    base = {"app.txt": "".join(f"line {i}\n" for i in range(1, 40))}
+    diff = make_diff(base, {"app.txt": base["app.txt"].replace("line 5\n", "LINE 5\n").replace(
+        "line 30\n", "LINE 30\n")}, tmp_path)
+    diff = diff.replace("@@ -27,7 +27,7 @@", "@@ -25,7 +25,7 @@")  # a model's line number, off by two
+    root = make_repo(base, [phase_md("1", "Two edits", patch=diff)])
+    proc = run_cli("next", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    (note,) = notes(root)
+    assert note["patch"]["hunks"] == "1 exact, 1 relocated +2"
+    record = json.loads(next((root / ".forge/runs").glob("*.json")).read_text())
+    assert record["attempts"][0]["ledger"]["hunks"][1] == {"file": "app.txt", "hunk": 2, "strategy": "relocated",
+                                                           "offset": 2}

@@ -248,9 +248,9 @@ def test_binary_and_symlink_patches_cannot_be_applied():
 
 def test_place_is_the_per_hunk_entry_point():
     (fp,) = parse_patch("--- a/f\n+++ b/f\n@@ -2 +2 @@\n-b\n+B\n")
-    assert place(FileIndex(["a\n", "b\n"]), fp.hunks[0], 0, 0).at == 1
-    assert place(FileIndex(["b\n", "a\n"]), fp.hunks[0], 0, 0).strategy == "relocated"
-    assert isinstance(place(FileIndex(["a\n", "b\n"]), fp.hunks[0], 2, 0), Miss)
+    assert place(FileIndex(["a\n", "b\n"]), fp.hunks[0], 0).at == 1
+    assert place(FileIndex(["b\n", "a\n"]), fp.hunks[0], 0).strategy == "relocated"
+    assert isinstance(place(FileIndex(["a\n", "b\n"]), fp.hunks[0], 2), Miss)
 
 
 # -- property: the true diff of any edit applies to exactly the edited content ---------------

@@ -154,15 +154,14 @@ def _apply_hunks(fp: FilePatch, lines: list[str]) -> tuple[list[str], tuple[Plac
     index = FileIndex(lines)
     placed: list[Placement] = []
     problems: list[str] = []
-    lo = shift = 0
+    lo = 0
     for number, hunk in enumerate(fp.hunks, 1):
-        result = place(index, hunk, lo, shift)
+        result = place(index, hunk, lo)
         if isinstance(result, Miss):
             problems.append(describe(fp.path, number, hunk, result, lines))
             continue
         placed.append(result)
         lo = result.at + result.count
-        shift = result.offset if result.offset is not None else shift
     if problems:
         return [], (), problems
     out: list[str] = []

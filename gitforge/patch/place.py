@@ -9,9 +9,10 @@ For each hunk, in order, the first rule that finds a place wins:
 3. fuzz1, fuzz2: up to one, then two, context lines dropped at each end of the hunk;
 4. slip: body lines that had no marker tried as added lines instead of context.
 
-At every rule a place the header's line numbers corroborate (the header's line, shifted by
-what earlier hunks of the file were off by) wins outright; otherwise the hunk must fit in
-exactly one place, or it is refused as ambiguous with the candidate line numbers. Lines the
+Only an exact match at the very line the header names is taken on the header's word (that
+is what the diff literally says, and what `git apply` does); every other placement must be
+the one place in the file the hunk fits, or the hunk is refused as ambiguous with the
+candidate line numbers — a wrong line number never picks between look-alikes. Lines the
 hunk keeps are taken from the file, and added lines get the file's line endings and
 indentation, so a tolerant match never rewrites what the patch did not mean to change.
 """
@@ -95,16 +96,15 @@ def expected_index(hunk: Hunk) -> int | None:
     return hunk.old_start if hunk.old_len == 0 else hunk.old_start - 1
 
 
-def place(index: FileIndex, hunk: Hunk, lo: int, shift: int) -> Placement | Miss:
-    """Place one hunk at or after `lo`; `shift` is the offset earlier hunks of the file had."""
+def place(index: FileIndex, hunk: Hunk, lo: int) -> Placement | Miss:
+    """Place one hunk at or after `lo` (where the previous hunk of the file ended)."""
     expected = expected_index(hunk)
-    corroborated = () if expected is None else tuple(dict.fromkeys((expected, expected + shift)))
-    first = _cascade(index, hunk.lines, lo, corroborated, expected)
+    first = _cascade(index, hunk.lines, lo, expected)
     if isinstance(first, Placement) or first.candidates or not hunk.slips:
         return first
     found: dict[tuple[int, tuple[str, ...]], Placement] = {}
     for variant in _slip_variants(hunk):
-        result = _cascade(index, variant, lo, corroborated, expected)
+        result = _cascade(index, variant, lo, expected)
         if isinstance(result, Placement):
             found.setdefault((result.at, result.new), result)
     if len(found) == 1:
@@ -124,8 +124,7 @@ def _slip_variants(hunk: Hunk):
             yield tuple(("+", text) if i in chosen else (kind, text) for i, (kind, text) in enumerate(hunk.lines))
 
 
-def _cascade(index: FileIndex, lines: HunkLines, lo: int, corroborated: tuple[int, ...],
-             expected: int | None) -> Placement | Miss:
+def _cascade(index: FileIndex, lines: HunkLines, lo: int, expected: int | None) -> Placement | Miss:
     old = [text for kind, text in lines if kind != "+"]
     if not old:  # a pure insertion has nothing to match: only its line number can place it
         if expected is None:
@@ -150,7 +149,7 @@ def _cascade(index: FileIndex, lines: HunkLines, lo: int, corroborated: tuple[in
             built = {s: _build(index.lines, trimmed, s, level) for s in starts}
             good = {s: p for s, p in built.items() if isinstance(p, Placement)}
             unusable = unusable or next((p for p in built.values() if isinstance(p, str)), "")
-            hit = next((e + head for e in corroborated if e + head in good), None)
+            hit = expected if level == "exact" and not fuzz and expected in good else None
             if hit is None and len(good) == 1:
                 hit = next(iter(good))
             if hit is not None:
@@ -200,6 +199,8 @@ def _build(file: Lines, lines: HunkLines, at: int, level: str) -> Placement | st
         return ("the file has no newline at its end and the hunk does not say whether the result "
                 "should (mark it with '\\ No newline at end of file')")
     eol = _file_eol(file, at)
+    if eol is None and level != "exact" and any(k == "+" and t.endswith("\n") for k, t in lines):
+        return "the file mixes CRLF and LF line endings here: send added lines with the endings you mean"
     reindent = _reindent(file, lines, at) if level == "indent" else (lambda s: s)
     if reindent is None:
         return "its lines match only with indentation that changes from line to line"
@@ -235,16 +236,19 @@ def _eof_ambiguous(file: Lines, lines: HunkLines, at: int) -> bool:
     return bool(new_side) and new_side[-1] == "+"
 
 
-def _file_eol(file: Lines, at: int) -> str:
-    """The line ending the file uses around `at` (CRLF files keep CRLF)."""
+def _file_eol(file: Lines, at: int) -> str | None:
+    """The line ending the file uses around `at` (CRLF files keep CRLF); None where it mixes
+    CRLF and LF, so an added line's ending cannot be inferred."""
     window = file[max(0, at - 20):at + 20] or file
     crlf = sum(1 for line in window if line.endswith("\r\n"))
     lf = sum(1 for line in window if line.endswith("\n") and not line.endswith("\r\n"))
-    return "\r\n" if crlf > lf else "\n"
+    if crlf and lf:
+        return None
+    return "\r\n" if crlf else "\n"
 
 
-def _with_eol(text: str, eol: str) -> str:
-    return _bare(text) + eol if text.endswith("\n") else text
+def _with_eol(text: str, eol: str | None) -> str:
+    return _bare(text) + eol if eol and text.endswith("\n") else text
 
 
 def _indent(s: str) -> str:
