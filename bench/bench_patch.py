@@ -294,10 +294,10 @@ def main() -> None:
                     help="where gitforge's wrong or refused cases are saved (default: %(default)s)")
     args = ap.parse_args()
     began = time.perf_counter()
-    if (args.repros / ".gitforge-bench").exists():
-        shutil.rmtree(args.repros)  # only a folder this script made
     args.repros.mkdir(parents=True, exist_ok=True)
-    (args.repros / ".gitforge-bench").touch()
+    for old in args.repros.iterdir():  # the cases this script saved last time
+        if re.match(r"(clean|wrong|crashed|refused)-", old.name) and (old / "patch.diff").exists():
+            shutil.rmtree(old)
     with tempfile.TemporaryDirectory(prefix="gitforge-bench-") as t:
         tmp = Path(t)
         (tmp / "home").mkdir()
