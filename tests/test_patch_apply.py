@@ -237,9 +237,9 @@ def test_result_over_max_file_bytes_is_refused():
         "big: the result is 100 bytes, over the limit of 99 (max_file_bytes)"]
 
 
-def test_binary_and_symlink_patches_cannot_be_applied():
+def test_binary_without_data_and_symlink_patches_cannot_be_applied():
     assert refusal("Binary files a/i.png and b/i.png differ\n", {"i.png": b"\x89PNG"}).reasons == [
-        "i.png: binary patches cannot be applied"]
+        "i.png: the diff says this binary file changed but carries no data (make it with `git diff --binary`)"]
     text = "diff --git a/l b/l\nnew file mode 120000\nindex 0..1\n--- /dev/null\n+++ b/l\n@@ -0,0 +1 @@\n+x\n"
     assert refusal(text, {}).reasons == ["l: cannot write file mode 120000"]
     assert refusal("--- a/l\n+++ b/l\n@@ -1 +1 @@\n-x\n+y\n", {"l": b"x\n"}, {"l": "link"}).reasons == [

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from gitforge.errors import PatchRefused
+from gitforge.patch.binary import apply_binary
 from gitforge.patch.feedback import describe
 from gitforge.patch.parse import FilePatch
 from gitforge.patch.place import FileIndex, Miss, Placement, place
@@ -90,8 +91,9 @@ def apply_patches(patches: Sequence[FilePatch], tree: TreeView, *,
 def _check_kinds(fp: FilePatch, tree: TreeView, overlay: dict[str, _Entry | None],
                  state: Callable[[str], _Entry | None]) -> list[str]:
     """Whether the files the patch expects exist (or do not), and its modes are ones we can write."""
-    if fp.binary:
-        return [f"{fp.path}: binary patches cannot be applied"]
+    if fp.binary and fp.binary_patch is None:
+        return [f"{fp.path}: the diff says this binary file changed but carries no data "
+                "(make it with `git diff --binary`)"]
     if fp.new_mode not in (None, "100644", "100755"):
         return [f"{fp.path}: cannot write file mode {fp.new_mode}"]
     problems = []
@@ -125,7 +127,12 @@ def _apply_one(fp: FilePatch, old: _Entry | None) -> _Entry | None | list[str]:
     """The file's new state (None: deleted), or the reasons it failed."""
     data = old.data if old is not None else b""
     placements: tuple[Placement, ...] = ()
-    if fp.hunks:
+    if fp.binary_patch is not None:
+        try:
+            data = apply_binary(fp.binary_patch, data)
+        except ValueError as e:
+            return [f"{fp.path}: the binary patch does not fit this file: {e}"]
+    elif fp.hunks:
         if old is None and _creates(fp):
             data = "".join(t for h in fp.hunks for _, t in h.lines).encode(_ENC, _ERR)
             placements = tuple(Placement(0, 0, (), "create", None) for _ in fp.hunks)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from gitforge.errors import PatchRefused
+from gitforge.patch.binary import BinaryPatch, extract
 
 if TYPE_CHECKING:
     import unidiff
@@ -51,6 +52,7 @@ class FilePatch:
     new_mode: str | None
     binary: bool
     hunks: tuple[Hunk, ...]
+    binary_patch: BinaryPatch | None = None  # the data of a `GIT binary patch`, when it has one
 
     @property
     def path(self) -> str:
@@ -85,7 +87,8 @@ def parse_patch(text: str | bytes) -> tuple[FilePatch, ...]:
         raise PatchRefused("not a diff", reasons=[
             "no file changes found: expected '--- a/<path>' / '+++ b/<path>' headers and '@@' hunks"])
     queue = iter(repairs)
-    patches = tuple(_file_patch(pf, queue) for pf in patch_set)
+    binaries = extract(raw)
+    patches = tuple(_file_patch(pf, queue, binaries) for pf in patch_set)
     problems = [p for fp in patches for p in _check_file(fp)]
     if problems:
         raise PatchRefused("malformed patch", reasons=problems, hint=_HINT)
@@ -198,7 +201,7 @@ def _is_file_header(raw: list[str], i: int) -> bool:
         raw[i].startswith("--- ") and i + 1 < len(raw) and raw[i + 1].startswith("+++ "))
 
 
-def _file_patch(pf: unidiff.PatchedFile, repairs) -> FilePatch:
+def _file_patch(pf: unidiff.PatchedFile, repairs, binaries: dict[str, BinaryPatch]) -> FilePatch:
     info = [line.rstrip("\r\n") for line in (pf.patch_info or [])]
     is_git = bool(info) and info[0].startswith("diff --git ")
     if any(line.startswith(("copy from ", "copy to ")) for line in info):
@@ -222,7 +225,8 @@ def _file_patch(pf: unidiff.PatchedFile, repairs) -> FilePatch:
     else:  # a plain diff naming two files (`--- app.py.orig` `+++ app.py`) modifies the new one
         op, old = "modify", new
     hunks = tuple(_hunk(h, next(repairs)) for h in pf)
-    return FilePatch(op, old, new, pf.source_mode, pf.target_mode, bool(pf.is_binary_file), hunks)
+    data = binaries.get(new or old or "") if pf.is_binary_file else None
+    return FilePatch(op, old, new, pf.source_mode, pf.target_mode, bool(pf.is_binary_file), hunks, data)
 
 
 def _hunk(h: unidiff.Hunk, repair: _Repair) -> Hunk:
