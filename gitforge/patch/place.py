@@ -76,6 +76,22 @@ class FileIndex:
             self._keyed[level] = (keyed, where)
         return self._keyed[level]
 
+    def rivals(self, old: Sequence[str], start: int, lo: int) -> tuple[int, ...]:
+        """Other starts (>= lo) where the hunk's old lines line up nearly as well as at `start`
+        (whitespace folded, blank lines aside). A placement that is not what the diff literally
+        says must win clearly: where the hunk's true place has drifted, a look-alike block
+        elsewhere may otherwise fit it better than the place that was meant."""
+        _, where = self.keyed("indent", LEVELS[3][1])
+        votes: dict[int, int] = {}
+        for j, line in enumerate(old):
+            k = LEVELS[3][1](line)
+            if k:
+                for i in where.get(k, ()):
+                    votes[i - j] = votes.get(i - j, 0) + 1
+        mine = votes.get(start, 0)
+        bar = max(mine - 1, 1) if mine >= 3 else mine
+        return tuple(sorted(s for s, n in votes.items() if s != start and s >= lo and n >= bar))
+
     def find(self, level: str, key: Callable[[str], str], old: Sequence[str], lo: int) -> list[int]:
         """Every start >= lo where `old` (keyed) occurs."""
         keyed, where = self.keyed(level, key)
@@ -96,24 +112,29 @@ def expected_index(hunk: Hunk) -> int | None:
     return hunk.old_start if hunk.old_len == 0 else hunk.old_start - 1
 
 
+_RANK = {"exact": 0, "relocated": 0, "eol": 1, "whitespace": 2, "indent": 3, "fuzz1": 4, "fuzz2": 5}
+
+
 def place(index: FileIndex, hunk: Hunk, lo: int) -> Placement | Miss:
     """Place one hunk at or after `lo` (where the previous hunk of the file ended)."""
     expected = expected_index(hunk)
-    first = _cascade(index, hunk.lines, lo, expected)
-    if isinstance(first, Placement) or first.candidates or not hunk.slips:
+    slips = frozenset(hunk.slips)
+    first = _cascade(index, hunk.lines, lo, expected, slips)
+    if not hunk.slips or (isinstance(first, Miss) and first.candidates):
         return first
-    found: dict[tuple[int, tuple[str, ...]], Placement] = {}
-    for variant in _slip_variants(hunk):
-        result = _cascade(index, variant, lo, expected)
-        if isinstance(result, Placement):
-            found.setdefault((result.at, result.new), result)
-    if len(found) == 1:
-        (p,) = found.values()
-        return Placement(p.at, p.count, p.new, f"slip+{p.strategy}", p.offset)
-    if len(found) > 1:
-        return Miss("lines without a +/-/space marker make it ambiguous",
-                    tuple(sorted({at for at, _ in found})))
-    return first
+    # Lines that lost their marker: each reading (context, or added) is placed on its own, and
+    # the strictest placement wins — if exactly one reading reaches that strictness.
+    readings = [(first, False)] + [(_cascade(index, v, lo, expected, slips), True) for v in _slip_variants(hunk)]
+    placed = [(p, slip) for p, slip in readings if isinstance(p, Placement)]
+    if not placed:
+        return first
+    best = min(_RANK[p.strategy] for p, _ in placed)
+    top = {(p.at, p.new): (p, slip) for p, slip in placed if _RANK[p.strategy] == best}
+    if len(top) > 1:
+        return Miss("lines without a +/-/space marker can be read more than one way",
+                    tuple(sorted({at for at, _ in top})))
+    ((p, slip),) = top.values()
+    return Placement(p.at, p.count, p.new, f"slip+{p.strategy}", p.offset) if slip else p
 
 
 def _slip_variants(hunk: Hunk):
@@ -124,7 +145,8 @@ def _slip_variants(hunk: Hunk):
             yield tuple(("+", text) if i in chosen else (kind, text) for i, (kind, text) in enumerate(hunk.lines))
 
 
-def _cascade(index: FileIndex, lines: HunkLines, lo: int, expected: int | None) -> Placement | Miss:
+def _cascade(index: FileIndex, lines: HunkLines, lo: int, expected: int | None,
+             slips: frozenset[int] = frozenset()) -> Placement | Miss:
     old = [text for kind, text in lines if kind != "+"]
     if not old:  # a pure insertion has nothing to match: only its line number can place it
         if expected is None:
@@ -138,25 +160,29 @@ def _cascade(index: FileIndex, lines: HunkLines, lo: int, expected: int | None) 
             return Miss("it would join two lines: '\\ No newline at end of file' belongs only to the "
                         "file's last line")
         return Placement(expected, 0, new, "exact", 0)
-    unusable = ""
     for fuzz in range(MAX_FUZZ + 1):
-        trimmed = _trim(lines, fuzz) if fuzz else lines
+        trimmed = _trim(lines, fuzz, slips) if fuzz else lines
         if trimmed is None:
             break
-        head = _leading_context(lines, fuzz) if fuzz else 0
+        head = _leading_context(lines, fuzz, slips) if fuzz else 0
         for level, key in LEVELS if not fuzz else LEVELS[:3]:
             starts = index.find(level, key, [t for k, t in trimmed if k != "+"], lo)
             built = {s: _build(index.lines, trimmed, s, level) for s in starts}
             good = {s: p for s, p in built.items() if isinstance(p, Placement)}
-            unusable = unusable or next((p for p in built.values() if isinstance(p, str)), "")
-            hit = expected if level == "exact" and not fuzz and expected in good else None
-            if hit is None and len(good) == 1:
-                hit = next(iter(good))
-            if hit is not None:
-                return _named(good[hit], level, fuzz, expected, head)
+            if built and not good:  # it does fit there, but not usably: a looser rule must not
+                return Miss(next(p for p in built.values() if isinstance(p, str)))  # move it elsewhere
+            if level == "exact" and not fuzz and expected in good:  # what the diff literally says
+                return _named(good[expected], level, fuzz, expected, head)
             if len(good) > 1:
                 return Miss("it matches in more than one place", tuple(s - head for s in sorted(good)))
-    return Miss(unusable or "no place in the file has these lines")
+            if good:
+                (start,) = good
+                rivals = index.rivals(old, start - head, lo)
+                if rivals:
+                    return Miss("it fits one place only loosely, and other places nearly as well",
+                                (start - head, *rivals))
+                return _named(good[start], level, fuzz, expected, head)
+    return Miss("no place in the file has these lines")
 
 
 def _named(p: Placement, level: str, fuzz: int, expected: int | None, head: int) -> Placement:
@@ -170,19 +196,21 @@ def _named(p: Placement, level: str, fuzz: int, expected: int | None, head: int)
     return Placement(p.at, p.count, p.new, name, offset)
 
 
-def _leading_context(lines: HunkLines, fuzz: int) -> int:
+def _leading_context(lines: HunkLines, fuzz: int, slips: frozenset[int]) -> int:
     n = 0
-    while n < fuzz and n < len(lines) and lines[n][0] == " ":
+    while n < fuzz and n < len(lines) and lines[n][0] == " " and n not in slips:
         n += 1
     return n
 
 
-def _trim(lines: HunkLines, fuzz: int) -> HunkLines | None:
-    """The hunk without up to `fuzz` context lines at each end; None when too little is left
-    to anchor it (fewer than two non-blank old lines)."""
-    head = _leading_context(lines, fuzz)
+def _trim(lines: HunkLines, fuzz: int, slips: frozenset[int]) -> HunkLines | None:
+    """The hunk without up to `fuzz` context lines at each end (never a line that lost its
+    marker: it may not be context at all); None when too little is left to anchor it (fewer
+    than two non-blank old lines)."""
+    head = _leading_context(lines, fuzz, slips)
     tail = 0
-    while tail < fuzz and tail < len(lines) - head and lines[len(lines) - 1 - tail][0] == " ":
+    while tail < fuzz and tail < len(lines) - head and lines[len(lines) - 1 - tail][0] == " " \
+            and len(lines) - 1 - tail not in slips:
         tail += 1
     if head == tail == 0:
         return None
