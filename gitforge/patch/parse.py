@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from gitforge.errors import PatchRefused
@@ -32,7 +32,9 @@ class Hunk:
     header: str  # as the diff wrote it
     unnumbered: bool = False  # `@@ @@`: the place is found by context alone
     recounted: bool = False  # the header's line counts were wrong and were recounted
-    slips: tuple[int, ...] = ()  # indexes in `lines` of body lines that had no marker
+    slips: tuple[int, ...] = ()  # indexes in `lines` of body lines that may have lost a "+"
+    slip_text: tuple[str, ...] = ()  # each such line's text when read as an added line
+    declared: tuple[int, int] | None = field(default=None, compare=False)  # counts the header gave
 
     @property
     def old_lines(self) -> list[str]:
@@ -103,6 +105,10 @@ class _Repair:
     unnumbered: bool
     recounted: bool
     slips: tuple[int, ...]
+    spaced: frozenset[int]  # slips that start with a space: read as added, the space is content
+    declared: tuple[int, int] | None
+    starts: tuple[int, int]  # (old, new) start lines
+    body: tuple[str, ...]  # the normalised body lines, markers included
 
 
 def _normalize(raw: list[str]) -> tuple[str, list[_Repair]]:
@@ -115,8 +121,8 @@ def _normalize(raw: list[str]) -> tuple[str, list[_Repair]]:
     repairs: list[_Repair] = []
     i = 0
     while i < len(raw):
-        if not raw[i].startswith("@@"):
-            out.append(raw[i])
+        if not raw[i].startswith("@@"):  # a header line: a CRLF diff's "\r" is not part of a path
+            out.append(raw[i].rstrip("\r\n") + "\n" if raw[i].endswith("\n") else raw[i])
             i += 1
             continue
         header = raw[i].rstrip("\r\n")
@@ -132,7 +138,8 @@ def _normalize(raw: list[str]) -> tuple[str, list[_Repair]]:
                 j += 1
             body = _drop_trailing_blanks(raw[i + 1:j], want)
         lines: list[str] = []
-        slips: list[int] = []
+        slips: dict[int, str] = {}  # lines that may be added lines that lost their "+"
+        context: dict[int, str] = {}
         old = new = index = 0  # index: position among the hunk's lines ("\\" markers aside)
         for line in body:
             if line[:1] == "\\":
@@ -140,17 +147,25 @@ def _normalize(raw: list[str]) -> tuple[str, list[_Repair]]:
                 continue
             fixed = line if line[:1] in (" ", "-", "+") else " " + line
             if fixed is not line and line not in ("\n", "\r\n"):
-                slips.append(index)
+                slips[index] = line
+            elif fixed[0] == " " and line not in ("\n", "\r\n"):
+                context[index] = line
             old += fixed[0] in " -"
             new += fixed[0] in " +"
             lines.append(fixed)
             index += 1
+        if want is not None and new == want[1] and old > want[0]:
+            # The header counts fewer old lines but as many new ones: some "context" lines are
+            # added lines whose "+" was lost, leaving an indented line. Any may be one.
+            slips.update(context)
         start_old = int(m[1]) if m else (1 if old else 0)
         start_new = int(m[3]) if m else (1 if new else 0)
-        rest = header[m.end():] if m else ""
-        out.append(f"@@ -{start_old},{old} +{start_new},{new} @@{rest}\n")
-        out += lines
-        repairs.append(_Repair(header, m is None, m is not None and want != (old, new), tuple(slips)))
+        # unidiff reads the file structure only: each hunk goes to it as one placeholder line,
+        # and is built here from the normalised body (which is also much faster)
+        out.append(f"@@ -{start_old},1 +{start_new},1 @@\n \n")
+        repairs.append(_Repair(header, m is None, m is not None and want != (old, new),
+                               tuple(sorted(slips)), frozenset(context) & frozenset(slips), want,
+                               (start_old, start_new), tuple(lines)))
         i = j
     return "".join(out), repairs
 
@@ -224,23 +239,26 @@ def _file_patch(pf: unidiff.PatchedFile, repairs, binaries: dict[str, BinaryPatc
         op = "rename"
     else:  # a plain diff naming two files (`--- app.py.orig` `+++ app.py`) modifies the new one
         op, old = "modify", new
-    hunks = tuple(_hunk(h, next(repairs)) for h in pf)
+    hunks = tuple(_hunk(next(repairs)) for _ in pf)
     data = binaries.get(new or old or "") if pf.is_binary_file else None
     return FilePatch(op, old, new, pf.source_mode, pf.target_mode, bool(pf.is_binary_file), hunks, data)
 
 
-def _hunk(h: unidiff.Hunk, repair: _Repair) -> Hunk:
+def _hunk(repair: _Repair) -> Hunk:
     lines: list[tuple[LineType, str]] = []
-    for line in h:
-        if line.line_type == "\\":
+    for line in repair.body:
+        if line[:1] == "\\":
             if not lines:
                 raise PatchRefused("malformed patch", reasons=["'\\ No newline at end of file' opens a hunk"])
             kind, text = lines[-1]
             lines[-1] = (kind, text[:-1] if text.endswith("\n") else text)
-        elif line.line_type in (" ", "-", "+"):
-            lines.append((line.line_type, line.value))
-    return Hunk(h.source_start, h.source_length, h.target_start, h.target_length, tuple(lines), repair.header,
-                repair.unnumbered, repair.recounted, repair.slips)
+        else:
+            lines.append((line[0], line[1:]))  # type: ignore[arg-type]
+    plus = tuple((" " if i in repair.spaced else "") + lines[i][1] for i in repair.slips)
+    old_len = sum(1 for kind, _ in lines if kind != "+")
+    new_len = sum(1 for kind, _ in lines if kind != "-")
+    return Hunk(repair.starts[0], old_len, repair.starts[1], new_len, tuple(lines), repair.header,
+                repair.unnumbered, repair.recounted, repair.slips, plus, repair.declared)
 
 
 def _check_file(fp: FilePatch) -> list[str]:

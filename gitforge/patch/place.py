@@ -112,7 +112,7 @@ def expected_index(hunk: Hunk) -> int | None:
     return hunk.old_start if hunk.old_len == 0 else hunk.old_start - 1
 
 
-_RANK = {"exact": 0, "relocated": 0, "eol": 1, "whitespace": 2, "indent": 3, "fuzz1": 4, "fuzz2": 5}
+_RANK = {"exact": 0, "relocated": 1, "eol": 2, "whitespace": 3, "indent": 4, "fuzz1": 5, "fuzz2": 6}
 
 
 def place(index: FileIndex, hunk: Hunk, lo: int) -> Placement | Miss:
@@ -122,27 +122,37 @@ def place(index: FileIndex, hunk: Hunk, lo: int) -> Placement | Miss:
     first = _cascade(index, hunk.lines, lo, expected, slips)
     if not hunk.slips or (isinstance(first, Miss) and first.candidates):
         return first
-    # Lines that lost their marker: each reading (context, or added) is placed on its own, and
-    # the strictest placement wins — if exactly one reading reaches that strictness.
-    readings = [(first, False)] + [(_cascade(index, v, lo, expected, slips), True) for v in _slip_variants(hunk)]
-    placed = [(p, slip) for p, slip in readings if isinstance(p, Placement)]
+    # Lines that may have lost their "+": each reading (context, or added) is placed on its
+    # own. The strictest placement wins; among equals, the reading that reads the fewest lines
+    # as added, then one whose line counts agree with the header's. It must be alone there.
+    readings = [(first, hunk.lines)] + [(_cascade(index, v, lo, expected, slips), v) for v in _slip_variants(hunk)]
+    placed = [(p, v) for p, v in readings if isinstance(p, Placement)]
     if not placed:
         return first
-    best = min(_RANK[p.strategy] for p, _ in placed)
-    top = {(p.at, p.new): (p, slip) for p, slip in placed if _RANK[p.strategy] == best}
+    ranked = {(p.at, p.new): (_plausibility(p, v, hunk), p, v) for p, v in placed}
+    best = min(key for key, _, _ in ranked.values())
+    top = [(p, v) for key, p, v in ranked.values() if key == best]
     if len(top) > 1:
         return Miss("lines without a +/-/space marker can be read more than one way",
-                    tuple(sorted({at for at, _ in top})))
-    ((p, slip),) = top.values()
-    return Placement(p.at, p.count, p.new, f"slip+{p.strategy}", p.offset) if slip else p
+                    tuple(sorted({p.at for p, _ in top})))
+    ((p, v),) = top
+    return p if v is hunk.lines else Placement(p.at, p.count, p.new, f"slip+{p.strategy}", p.offset)
+
+
+def _plausibility(p: Placement, lines: HunkLines, hunk: Hunk) -> tuple[int, int, int]:
+    counts = (sum(k != "+" for k, _ in lines), sum(k != "-" for k, _ in lines))
+    flipped = sum(1 for (k, _), (k0, _) in zip(lines, hunk.lines) if k != k0)
+    return _RANK[p.strategy], flipped, int(hunk.declared is not None and counts != hunk.declared)
 
 
 def _slip_variants(hunk: Hunk):
+    """The hunk with some of its marker-less lines read as added lines (fewest first)."""
+    plus = dict(zip(hunk.slips, hunk.slip_text))
     for k in range(1, len(hunk.slips) + 1):
         for n, chosen in enumerate(combinations(hunk.slips, k)):
             if n >= MAX_SLIP_VARIANTS:
                 return
-            yield tuple(("+", text) if i in chosen else (kind, text) for i, (kind, text) in enumerate(hunk.lines))
+            yield tuple(("+", plus[i]) if i in chosen else (kind, text) for i, (kind, text) in enumerate(hunk.lines))
 
 
 def _cascade(index: FileIndex, lines: HunkLines, lo: int, expected: int | None,
@@ -160,11 +170,14 @@ def _cascade(index: FileIndex, lines: HunkLines, lo: int, expected: int | None,
             return Miss("it would join two lines: '\\ No newline at end of file' belongs only to the "
                         "file's last line")
         return Placement(expected, 0, new, "exact", 0)
-    for fuzz in range(MAX_FUZZ + 1):
-        trimmed = _trim(lines, fuzz, slips) if fuzz else lines
+    if expected is not None and expected >= lo and list(index.lines[expected:expected + len(old)]) == old:
+        built = _build(index.lines, lines, expected, "exact")  # the common case: no index needed
+        if isinstance(built, Placement):
+            return _named(built, "exact", 0, expected, 0)
+    for fuzz, head, tail in _trims():
+        trimmed = _trim(lines, head, tail, slips)
         if trimmed is None:
-            break
-        head = _leading_context(lines, fuzz, slips) if fuzz else 0
+            continue
         for level, key in LEVELS if not fuzz else LEVELS[:3]:
             starts = index.find(level, key, [t for k, t in trimmed if k != "+"], lo)
             built = {s: _build(index.lines, trimmed, s, level) for s in starts}
@@ -177,7 +190,9 @@ def _cascade(index: FileIndex, lines: HunkLines, lo: int, expected: int | None,
                 return Miss("it matches in more than one place", tuple(s - head for s in sorted(good)))
             if good:
                 (start,) = good
-                rivals = index.rivals(old, start - head, lo)
+                # An exact match of every line is the diff's own text, just moved (as `git apply`
+                # takes it); anything looser must also beat every look-alike clearly.
+                rivals = () if level == "exact" and not fuzz else index.rivals(old, start - head, lo)
                 if rivals:
                     return Miss("it fits one place only loosely, and other places nearly as well",
                                 (start - head, *rivals))
@@ -196,23 +211,23 @@ def _named(p: Placement, level: str, fuzz: int, expected: int | None, head: int)
     return Placement(p.at, p.count, p.new, name, offset)
 
 
-def _leading_context(lines: HunkLines, fuzz: int, slips: frozenset[int]) -> int:
-    n = 0
-    while n < fuzz and n < len(lines) and lines[n][0] == " " and n not in slips:
-        n += 1
-    return n
+def _trims():
+    """(fuzz, context lines dropped at the head, at the tail): none first, then the fewest."""
+    yield 0, 0, 0
+    for fuzz in range(1, MAX_FUZZ + 1):
+        for head, tail in sorted({(h, t) for h in range(fuzz + 1) for t in range(fuzz + 1) if max(h, t) == fuzz},
+                                 key=lambda ht: (ht[0] + ht[1], ht)):
+            yield fuzz, head, tail
 
 
-def _trim(lines: HunkLines, fuzz: int, slips: frozenset[int]) -> HunkLines | None:
-    """The hunk without up to `fuzz` context lines at each end (never a line that lost its
-    marker: it may not be context at all); None when too little is left to anchor it (fewer
-    than two non-blank old lines)."""
-    head = _leading_context(lines, fuzz, slips)
-    tail = 0
-    while tail < fuzz and tail < len(lines) - head and lines[len(lines) - 1 - tail][0] == " " \
-            and len(lines) - 1 - tail not in slips:
-        tail += 1
-    if head == tail == 0:
+def _trim(lines: HunkLines, head: int, tail: int, slips: frozenset[int]) -> HunkLines | None:
+    """The hunk without `head` and `tail` context lines at its ends — never a line that lost its
+    marker (it may not be context at all); None when those lines are not all context, or too
+    little is left to anchor the hunk (fewer than two non-blank old lines)."""
+    if not head and not tail:
+        return lines
+    ends = list(range(head)) + list(range(len(lines) - tail, len(lines)))
+    if head + tail >= len(lines) or any(lines[i][0] != " " or i in slips for i in ends):
         return None
     core = lines[head:len(lines) - tail]
     if sum(1 for kind, text in core if kind != "+" and text.strip()) < 2:
@@ -226,7 +241,7 @@ def _build(file: Lines, lines: HunkLines, at: int, level: str) -> Placement | st
     if level != "exact" and _eof_ambiguous(file, lines, at):
         return ("the file has no newline at its end and the hunk does not say whether the result "
                 "should (mark it with '\\ No newline at end of file')")
-    eol = _file_eol(file, at)
+    eol = _file_eol(file, at) if level != "exact" else None
     if eol is None and level != "exact" and any(k == "+" and t.endswith("\n") for k, t in lines):
         return "the file mixes CRLF and LF line endings here: send added lines with the endings you mean"
     reindent = _reindent(file, lines, at) if level == "indent" else (lambda s: s)
