@@ -251,7 +251,10 @@ def _hunk(repair: _Repair) -> Hunk:
             if not lines:
                 raise PatchRefused("malformed patch", reasons=["'\\ No newline at end of file' opens a hunk"])
             kind, text = lines[-1]
-            lines[-1] = (kind, text[:-1] if text.endswith("\n") else text)
+            # A diff that travelled with CRLF line endings (the marker's own line says so)
+            # loses the whole "\r\n"; git's own diffs mark a missing "\n" only.
+            ending = "\r\n" if line.endswith("\r\n") and text.endswith("\r\n") else "\n"
+            lines[-1] = (kind, text[:-len(ending)] if text.endswith(ending) else text)
         else:
             lines.append((line[0], line[1:]))  # type: ignore[arg-type]
     plus = tuple((" " if i in repair.spaced else "") + lines[i][1] for i in repair.slips)
