@@ -129,7 +129,7 @@ def place(index: FileIndex, hunk: Hunk, lo: int) -> Placement | Miss:
     placed = [(p, v) for p, v in readings if isinstance(p, Placement)]
     if not placed:
         return first
-    ranked = {(p.at, p.new): (_plausibility(p, v, hunk), p, v) for p, v in placed}
+    ranked = {(p.at, p.count, p.new): (_plausibility(p, v, hunk), p, v) for p, v in placed}
     best = min(key for key, _, _ in ranked.values())
     top = [(p, v) for key, p, v in ranked.values() if key == best]
     if len(top) > 1:
