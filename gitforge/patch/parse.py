@@ -212,8 +212,12 @@ def _is_signature(raw: list[str], i: int) -> bool:
 
 
 def _is_file_header(raw: list[str], i: int) -> bool:
+    """`diff --git`, or a `---`/`+++` pair that a hunk header follows (a removed line "-- x"
+    and an added line "++ y" in a hunk look the same, but are not followed by "@@")."""
     return raw[i].startswith("diff --git ") or (
-        raw[i].startswith("--- ") and i + 1 < len(raw) and raw[i + 1].startswith("+++ "))
+        raw[i].startswith("--- ") and i + 1 < len(raw) and raw[i + 1].startswith("+++ ")
+        and (i + 2 == len(raw) or raw[i + 2].startswith(("@@", "diff ", "Binary files", "GIT binary patch"))
+             or not raw[i + 2].strip()))
 
 
 def _file_patch(pf: unidiff.PatchedFile, repairs, binaries: dict[str, BinaryPatch]) -> FilePatch:

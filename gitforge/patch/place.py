@@ -76,6 +76,13 @@ class FileIndex:
             self._keyed[level] = (keyed, where)
         return self._keyed[level]
 
+    def fits_loosely(self, old: Sequence[str], at: int) -> bool:
+        """Whether `old` matches at `at` at some tolerant level (line endings, whitespace)."""
+        if at + len(old) > len(self.lines):
+            return False
+        return any(self.keyed(level, key)[0][at:at + len(old)] == [key(x) for x in old]
+                   for level, key in LEVELS[1:])
+
     def rivals(self, old: Sequence[str], start: int, lo: int) -> tuple[int, ...]:
         """Other starts (>= lo) where the hunk's old lines line up nearly as well as at `start`
         (whitespace folded, blank lines aside). A placement that is not what the diff literally
@@ -120,29 +127,37 @@ def place(index: FileIndex, hunk: Hunk, lo: int) -> Placement | Miss:
     expected = expected_index(hunk)
     slips = frozenset(hunk.slips)
     first = _cascade(index, hunk.lines, lo, expected, slips)
-    if not hunk.slips or (isinstance(first, Miss) and first.candidates):
-        return first
+    if not hunk.slips or (isinstance(first, Miss) and first.candidates) or \
+            (isinstance(first, Placement) and first.strategy == "exact" and _agrees(hunk.lines, hunk)):
+        return first  # nothing can beat an exact fit that also agrees with the header's counts
     # Lines that may have lost their "+": each reading (context, or added) is placed on its
-    # own. The strictest placement wins; among equals, the reading that reads the fewest lines
-    # as added, then one whose line counts agree with the header's. It must be alone there.
+    # own. Of the strictest placements, the one that both reads the fewest lines as added and
+    # agrees with the header's line counts wins; when no single reading is best on both, the
+    # header and the body tell different stories, and the hunk is refused.
     readings = [(first, hunk.lines)] + [(_cascade(index, v, lo, expected, slips), v) for v in _slip_variants(hunk)]
     placed = [(p, v) for p, v in readings if isinstance(p, Placement)]
     if not placed:
         return first
-    ranked = {(p.at, p.count, p.new): (_plausibility(p, v, hunk), p, v) for p, v in placed}
-    best = min(key for key, _, _ in ranked.values())
-    top = [(p, v) for key, p, v in ranked.values() if key == best]
-    if len(top) > 1:
+    rank = min(_RANK[p.strategy] for p, _ in placed)
+    top = {(p.at, p.count, p.new): (p, v) for p, v in placed if _RANK[p.strategy] == rank}
+    fewest = min(_flipped(v, hunk) for p, v in top.values())
+    best = [(p, v) for p, v in top.values()
+            if _flipped(v, hunk) == fewest and (_agrees(v, hunk) or not any(_agrees(w, hunk) for _, w in top.values()))]
+    if len(best) != 1:
         return Miss("lines without a +/-/space marker can be read more than one way",
-                    tuple(sorted({p.at for p, _ in top})))
-    ((p, v),) = top
+                    tuple(sorted({p.at for p, _ in top.values()})))
+    ((p, v),) = best
     return p if v is hunk.lines else Placement(p.at, p.count, p.new, f"slip+{p.strategy}", p.offset)
 
 
-def _plausibility(p: Placement, lines: HunkLines, hunk: Hunk) -> tuple[int, int, int]:
+def _flipped(lines: HunkLines, hunk: Hunk) -> int:
+    return sum(1 for (k, _), (k0, _) in zip(lines, hunk.lines) if k != k0)
+
+
+def _agrees(lines: HunkLines, hunk: Hunk) -> bool:
+    """Whether a reading's line counts are the ones the header declared (no header: yes)."""
     counts = (sum(k != "+" for k, _ in lines), sum(k != "-" for k, _ in lines))
-    flipped = sum(1 for (k, _), (k0, _) in zip(lines, hunk.lines) if k != k0)
-    return _RANK[p.strategy], flipped, int(hunk.declared is not None and counts != hunk.declared)
+    return hunk.declared is None or hunk.unnumbered or counts == hunk.declared
 
 
 def _slip_variants(hunk: Hunk):
@@ -192,6 +207,10 @@ def _cascade(index: FileIndex, lines: HunkLines, lo: int, expected: int | None,
                 (start,) = good
                 # An exact match of every line is the diff's own text, just moved (as `git apply`
                 # takes it); anything looser must also beat every look-alike clearly.
+                if level == "exact" and not fuzz and expected is not None and expected >= lo \
+                        and index.fits_loosely(old, expected):
+                    return Miss("it fits exactly elsewhere, and loosely at the line its header names",
+                                tuple(sorted((start, expected))))
                 rivals = () if level == "exact" and not fuzz else index.rivals(old, start - head, lo)
                 if rivals:
                     return Miss("it fits one place only loosely, and other places nearly as well",
@@ -281,13 +300,13 @@ def _eof_ambiguous(file: Lines, lines: HunkLines, at: int) -> bool:
 
 def _file_eol(file: Lines, at: int) -> str | None:
     """The line ending the file uses around `at` (CRLF files keep CRLF); None where it mixes
-    CRLF and LF, so an added line's ending cannot be inferred."""
+    CRLF and LF, so an added line's ending cannot be inferred; "" where no line has one."""
     window = file[max(0, at - 20):at + 20] or file
     crlf = sum(1 for line in window if line.endswith("\r\n"))
     lf = sum(1 for line in window if line.endswith("\n") and not line.endswith("\r\n"))
     if crlf and lf:
         return None
-    return "\r\n" if crlf else "\n"
+    return "\r\n" if crlf else "\n" if lf else ""  # "": no line ends here, keep the diff's own
 
 
 def _with_eol(text: str, eol: str | None) -> str:
