@@ -119,6 +119,12 @@ def _normalize(raw: list[str]) -> tuple[str, list[_Repair]]:
     as an added line."""
     out: list[str] = []
     repairs: list[_Repair] = []
+    # A diff whose own header lines end in CRLF travelled through something that rewrote its
+    # line endings: the CRs of its body are that journey's, not the files' (git writes
+    # headers with LF even for CRLF files).
+    transported = any(line.endswith("\r\n") for line in raw if line.startswith(("--- ", "+++ ", "@@")))
+    if transported:
+        raw = [line[:-2] + "\n" if line.endswith("\r\n") else line for line in raw]
     i = 0
     while i < len(raw):
         if not raw[i].startswith("@@"):  # a header line: a CRLF diff's "\r" is not part of a path
