@@ -122,7 +122,8 @@ def _normalize(raw: list[str]) -> tuple[str, list[_Repair]]:
     # A diff whose own header lines end in CRLF travelled through something that rewrote its
     # line endings: the CRs of its body are that journey's, not the files' (git writes
     # headers with LF even for CRLF files).
-    transported = any(line.endswith("\r\n") for line in raw if line.startswith(("--- ", "+++ ", "@@")))
+    transported = any(line.endswith("\r\n") and (line.startswith("diff --git ") or _is_file_header(raw, i))
+                      for i, line in enumerate(raw) if line.startswith(("diff --git ", "--- ")))
     if transported:
         raw = [line[:-2] + "\n" if line.endswith("\r\n") else line for line in raw]
     i = 0

@@ -85,16 +85,14 @@ class FileIndex:
 
     def rivals(self, old: Sequence[str], start: int, lo: int) -> tuple[int, ...]:
         """Other starts (>= lo) where the hunk's old lines line up nearly as well as at `start`
-        (whitespace folded, blank lines aside). A placement that is not what the diff literally
+        (whitespace folded). A placement that is not what the diff literally
         says must win clearly: where the hunk's true place has drifted, a look-alike block
         elsewhere may otherwise fit it better than the place that was meant."""
         _, where = self.keyed("indent", LEVELS[3][1])
         votes: dict[int, int] = {}
-        for j, line in enumerate(old):
-            k = LEVELS[3][1](line)
-            if k:
-                for i in where.get(k, ()):
-                    votes[i - j] = votes.get(i - j, 0) + 1
+        for j, line in enumerate(old):  # blank lines count too: they are part of the shape
+            for i in where.get(LEVELS[3][1](line), ()):
+                votes[i - j] = votes.get(i - j, 0) + 1
         mine = votes.get(start, 0)
         bar = max(mine - 1, 1) if mine >= 3 else mine
         return tuple(sorted(s for s, n in votes.items() if s != start and s >= lo and n >= bar))
