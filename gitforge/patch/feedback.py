@@ -39,9 +39,17 @@ def closest_region(lines: Sequence[str], hunk: Hunk) -> int | None:
     return max(votes, key=lambda s: (votes[s], -abs(s - expected)))
 
 
+def _visible(line: str) -> str:
+    """A line without its ending, trailing whitespace shown (· for a space, → for a tab), so
+    look-alikes that differ only there can be told apart."""
+    text = _bare(line)
+    body = text.rstrip(" \t")
+    return body + text[len(body):].replace(" ", "·").replace("\t", "→")
+
+
 def _numbered(lines: Sequence[str], first: int, last: int, mark: set[int]) -> list[str]:
     width = len(str(max(last, 1)))
-    return [f"  {'>' if i in mark else ' '} {i + 1:>{width}} | {_bare(lines[i])}" for i in range(first, last)]
+    return [f"  {'>' if i in mark else ' '} {i + 1:>{width}} | {_visible(lines[i])}" for i in range(first, last)]
 
 
 def describe(path: str, number: int, hunk: Hunk, miss: Miss, lines: Sequence[str]) -> str:
@@ -50,8 +58,12 @@ def describe(path: str, number: int, hunk: Hunk, miss: Miss, lines: Sequence[str
     old_len = sum(1 for k, _ in hunk.lines if k != "+")
     if miss.candidates:
         shown = ", ".join(str(c + 1) for c in miss.candidates[:6]) + (" ..." if len(miss.candidates) > 6 else "")
-        out = [f"{head}: at lines {shown}",
-               "  add context lines (or correct line numbers) that single out the place you mean"]
+        if hunk.slips and "marker" in miss.why:
+            named = ", ".join(f"{i + 1} ({_bare(hunk.lines[i][1])!r})" for i in hunk.slips[:4])
+            advice = f"  give each line of the hunk its marker ('+', '-' or ' '); lines of the hunk to check: {named}"
+        else:
+            advice = "  add context lines (or correct line numbers) that single out the place you mean"
+        out = [f"{head}: at lines {shown}", advice]
         for c in miss.candidates[:2]:
             out.append(f"  lines {c + 1}-{c + old_len}:")
             out += _numbered(lines, c, min(len(lines), c + old_len, c + MAX_SHOWN // 2), set())
