@@ -344,3 +344,38 @@ def test_a_last_context_line_that_lost_its_space_is_not_duplicated():
     assert c.data == b"if x:\n  Y\n}\nz\n"
     c = applied(HEAD + "@@ -1,2 +1,3 @@\n x\ny\nz\n", "x\ny\n")  # "z" lost its "+": y is context
     assert c.data == b"x\ny\nz\n"
+
+
+def test_refused_exact_elsewhere_but_loose_at_the_stated_line():
+    # the model may have stripped the tab of line 3: lines 2-4 (stated) and 6-8 (exact) both fit
+    (reason,) = refused(HEAD + "@@ -2,3 +2,3 @@\n x\n-y\n+Y\n z\n", {"f": "h\nx\ny\t\nz\nq\nx\ny\nz\nt\n"}).reasons
+    lines = compact(reason).splitlines()
+    assert lines[0] == ("f: hunk 1 '@@ -2,3 +2,3 @@': it fits exactly at one place, and but for whitespace or "
+                        "line endings at the line its header names: at lines 2, 6")
+    assert lines[2:4] == ["  lines 2-4:", "    2 | x"] and "  lines 6-8:" in lines
+
+
+def test_refused_loose_fit_with_a_near_rival():
+    # "a" drifted to "b" at line 1: lines 1-4 keep c and both blank lines, lines 5-8 keep a, c
+    (reason,) = refused(HEAD + "@@ -1,4 +1,3 @@\n a\n-c\n \n \n", {"f": "b\nc\n\n\na\nc\nq\nr\n"}).reasons
+    assert compact(reason).splitlines()[0] == (
+        "f: hunk 1 '@@ -1,4 +1,3 @@': it fits one place only loosely, and other places nearly as well: at lines 5, 1")
+
+
+def test_refused_slip_that_the_header_counts_contradict():
+    # "end" lost its "+" (the counts say 2 old lines) or its space (then the hunk is a no-op)
+    (reason,) = refused(HEAD + "@@ -1,2 +1,3 @@\nend\n end\n end\n", {"f": "end\nend\nend\nx\n"}).reasons
+    assert compact(reason).splitlines()[0].startswith(
+        "f: hunk 1 '@@ -1,2 +1,3 @@': lines without a +/-/space marker can be read more than one way")
+
+
+def test_slip_feedback_names_the_line_without_a_marker():
+    (reason,) = refused(HEAD + "@@ -1,2 +1,3 @@\nend\n end\n end\n", {"f": "end\nend\nend\nx\n"}).reasons
+    assert "single out the place" not in reason
+    assert "'end'" in reason and "marker" in reason.splitlines()[1]
+
+
+def test_feedback_shows_the_whitespace_that_tells_look_alikes_apart():
+    (reason,) = refused(HEAD + "@@ -2,3 +2,3 @@\n x\n-y\n+Y\n z\n", {"f": "h\nx\ny\t\nz\nq\nx\ny\nz\nt\n"}).reasons
+    shown = {int(x.split("|")[0].strip(" >")): x.split("| ", 1)[1] for x in reason.splitlines() if " | " in x}
+    assert shown[3] == shown[3].rstrip() and shown[3] != shown[7]  # the tab made visible (e.g. 'y\\t' or 'y→')

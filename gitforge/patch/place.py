@@ -76,12 +76,9 @@ class FileIndex:
             self._keyed[level] = (keyed, where)
         return self._keyed[level]
 
-    def fits_loosely(self, old: Sequence[str], at: int) -> bool:
-        """Whether `old` matches at `at` at some tolerant level (line endings, whitespace)."""
-        if at + len(old) > len(self.lines):
-            return False
-        return any(self.keyed(level, key)[0][at:at + len(old)] == [key(x) for x in old]
-                   for level, key in LEVELS[1:])
+    def loose_fits(self, old: Sequence[str], lo: int) -> set[int]:
+        """Every start >= lo where `old` matches at some tolerant level (endings, whitespace)."""
+        return {s for level, key in LEVELS[1:] for s in self.find(level, key, old, lo)}
 
     def rivals(self, old: Sequence[str], start: int, lo: int) -> tuple[int, ...]:
         """Other starts (>= lo) where the hunk's old lines line up nearly as well as at `start`
@@ -205,10 +202,12 @@ def _cascade(index: FileIndex, lines: HunkLines, lo: int, expected: int | None,
                 (start,) = good
                 # An exact match of every line is the diff's own text, just moved (as `git apply`
                 # takes it); anything looser must also beat every look-alike clearly.
-                if level == "exact" and not fuzz and expected is not None and expected >= lo \
-                        and index.fits_loosely(old, expected):
-                    return Miss("it fits exactly elsewhere, and loosely at the line its header names",
-                                tuple(sorted((start, expected))))
+                if level == "exact" and not fuzz:
+                    loose = index.loose_fits(old, lo) - {start}
+                    if loose:  # the model may have changed whitespace at the place it meant
+                        where = "the line its header names" if expected in loose else "other places"
+                        return Miss(f"it fits exactly at one place, and but for whitespace or line "
+                                    f"endings at {where}", tuple(sorted(loose | {start})))
                 rivals = () if level == "exact" and not fuzz else index.rivals(old, start - head, lo)
                 if rivals:
                     return Miss("it fits one place only loosely, and other places nearly as well",
