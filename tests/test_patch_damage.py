@@ -737,3 +737,8 @@ def test_bug_exact_relocation_beats_a_whitespace_fit_when_no_line_number_decides
     data = b"h\nx\ny\t\nz\nq\nx\ny\nz\nt\n"
     got = _run(f"--- a/f\n+++ b/f\n{header}\n x\n-y\n+Y\n z\n", data)
     assert got in (b"h\nx\nY\nz\nq\nx\ny\nz\nt\n", None)  # engine: b"h\nx\ny\t\nz\nq\nx\nY\nz\nt\n"
+
+
+def test_bug_counted_hunk_ending_in_lines_that_look_like_file_headers():
+    got = _run("--- a/f\n+++ b/f\n@@ -1,2 +1,2 @@\n x\n--- a\n+++ b\n", b"x\n-- a\n")
+    assert got == b"x\n++ b\n"  # engine: refused ("b: the patch names the file but changes nothing")

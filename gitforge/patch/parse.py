@@ -199,7 +199,7 @@ def _counted_end(raw: list[str], start: int, want: tuple[int, int]) -> int | Non
         if j >= len(raw) or old > want[0] or new > want[1]:
             return None
         kind = " " if raw[j] in ("\n", "\r\n") else raw[j][:1]
-        if kind not in (" ", "-", "+", "\\") or _is_file_header(raw, j):
+        if kind not in (" ", "-", "+", "\\") or _is_file_header(raw, j, strict=True):
             return None
         old += kind in " -"
         new += kind in " +"
@@ -218,13 +218,15 @@ def _is_signature(raw: list[str], i: int) -> bool:
             and all(not line.strip() for line in raw[i + 2:]))
 
 
-def _is_file_header(raw: list[str], i: int) -> bool:
+def _is_file_header(raw: list[str], i: int, strict: bool = False) -> bool:
     """`diff --git`, or a `---`/`+++` pair that a hunk header follows (a removed line "-- x"
-    and an added line "++ y" in a hunk look the same, but are not followed by "@@")."""
+    and an added line "++ y" in a hunk look the same, but are not followed by "@@"). Inside a
+    hunk whose counts are right (`strict`), a pair at the very end is hunk lines."""
     return raw[i].startswith("diff --git ") or (
         raw[i].startswith("--- ") and i + 1 < len(raw) and raw[i + 1].startswith("+++ ")
-        and (i + 2 == len(raw) or raw[i + 2].startswith(("@@", "diff ", "Binary files", "GIT binary patch"))
-             or not raw[i + 2].strip()))
+        and ((i + 2 == len(raw) and not strict)
+             or (i + 2 < len(raw) and (raw[i + 2].startswith(("@@", "diff ", "Binary files", "GIT binary patch"))
+                                       or (not raw[i + 2].strip() and not strict)))))
 
 
 def _file_patch(pf: unidiff.PatchedFile, repairs, binaries: dict[str, BinaryPatch]) -> FilePatch:
