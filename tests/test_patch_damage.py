@@ -622,6 +622,19 @@ def test_drift_changes_an_outer_context_line(case, data):
     check(render(hunks), old, intended, [_own(h, drift) for h in hunks])
 
 
+@SETTINGS
+@given(edits(min_size=4), st.data())
+def test_drift_inside_a_hunk_between_its_changes(case, data):
+    """Beyond the outer context: drift that touches none of the changed lines but may insert,
+    delete or change any context line (the hunk's own place then no longer fits as a whole)."""
+    hunks = true_hunks(case.old, case.new, case.context)
+    changed = [(s, e) for s, e, _ in _opcodes(case)]
+    drift = data.draw(_drift_at(case, lambda s, e: all(e < i1 or s > i2 for i1, i2 in changed)))
+    old, intended = _drifted(case, drift)
+    assume_no_look_alike(hunks, old, drift)
+    check(render(hunks), old, intended, [_own(h, drift) for h in hunks])
+
+
 # -- damage: line endings, and new files --------------------------------------------------------
 
 @SETTINGS
@@ -742,3 +755,11 @@ def test_bug_exact_relocation_beats_a_whitespace_fit_when_no_line_number_decides
 def test_bug_counted_hunk_ending_in_lines_that_look_like_file_headers():
     got = _run("--- a/f\n+++ b/f\n@@ -1,2 +1,2 @@\n x\n--- a\n+++ b\n", b"x\n-- a\n")
     assert got == b"x\n++ b\n"  # engine: refused ("b: the patch names the file but changes nothing")
+
+
+def test_bug_fuzz_places_a_hunk_whose_dropped_context_is_outside_the_file():
+    # The file was "a b a b"; the "a" between the two b's has since been deleted. Read with its
+    # first context line dropped, the hunk fits at line 1 — but that dropped "b" would then be
+    # line 0. (Found by test_drift_inside_a_hunk_between_its_changes.)
+    got = _run("--- a/f\n+++ b/f\n@@ -2,3 +2,4 @@\n b\n a\n b\n+a\n", b"a\nb\nb\n")
+    assert got in (b"a\nb\nb\na\n", None)  # engine: b"a\nb\na\nb\n" (fuzz1 -2)

@@ -189,7 +189,10 @@ def _cascade(index: FileIndex, lines: HunkLines, lo: int, expected: int | None,
         if trimmed is None:
             continue
         for level, key in LEVELS if not fuzz else LEVELS[:3]:
-            starts = index.find(level, key, [t for k, t in trimmed if k != "+"], lo)
+            core = [t for k, t in trimmed if k != "+"]
+            # the dropped context lines must still lie inside the file (they drifted, not vanished)
+            starts = [st for st in index.find(level, key, core, lo)
+                      if st - head >= 0 and st + len(core) + tail <= len(index.lines)]
             built = {s: _build(index.lines, trimmed, s, level) for s in starts}
             good = {s: p for s, p in built.items() if isinstance(p, Placement)}
             if built and not good:  # it does fit there, but not usably: a looser rule must not
