@@ -151,16 +151,9 @@ class Git:
     def read_file(self, commit_or_tree: str, path: str) -> bytes | None:
         return self.view(commit_or_tree).read(path)
 
-    def commit_message(self, commit: str) -> str:
-        return self.repo[commit].message
-
     def parents(self, commit: str) -> list[str]:
         return [str(p) for p in self.repo[commit].parent_ids]
 
-    def is_ancestor(self, ancestor: str, commit: str) -> bool:
-        return ancestor == commit or self.repo.descendant_of(commit, ancestor)
-
-    # -- writing objects ----------------------------------------------------------------
     def build_tree(self, base_tree: str, changes: Iterable[Change]) -> str:
         """A new tree: `base_tree` with `changes` applied, built in memory (blobs + TreeBuilder)."""
         edits: dict[str, tuple[pygit2.Oid, int] | None] = {}
@@ -253,9 +246,6 @@ class Git:
     def changed_paths(self, old_tree: str, new_tree: str) -> list[str]:
         diff = self.repo.diff(self.repo[old_tree], self.repo[new_tree])
         return sorted({d.delta.new_file.path for d in diff} | {d.delta.old_file.path for d in diff})
-
-    def diff_text(self, old_tree: str, new_tree: str) -> str:
-        return self.repo.diff(self.repo[old_tree], self.repo[new_tree]).patch or ""
 
     def log(self, tip: str, limit: int = 200) -> list[tuple[str, str]]:
         """(commit, message) from tip backwards, first parents only."""

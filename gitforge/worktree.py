@@ -10,7 +10,7 @@ import contextlib
 import os
 import shutil
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import Timeout
@@ -30,8 +30,6 @@ class Worktree:
     keep: bool = False
     keep_reason: str = ""
     reused: bool = False
-    setup_log: str | None = None
-    meta: dict = field(default_factory=dict)
 
 
 def write_files(root: Path, changes: Iterable[Change]) -> None:
@@ -181,7 +179,6 @@ class Pool:
         self._copy_includes(wt.path)
         if self.setup:
             result = run_gate(GateSpec("worktree-setup", self.setup, 1800, "otto.yaml"), wt.path, log_dir)
-            wt.setup_log = result.log
             if not result.ok:
                 wt.keep, wt.keep_reason = True, "worktrees.setup failed"
                 raise ConfigError(f"worktrees.setup ({self.setup}) failed in {wt.path}:\n{result.tail}",

@@ -7,18 +7,13 @@ from collections import Counter
 from collections.abc import Sequence
 
 from gitforge.patch.parse import Hunk
-from gitforge.patch.place import Miss, expected_index
+from gitforge.patch.place import LEVELS, Miss, bare, expected_index
 
 MAX_SHOWN = 12
 CONTEXT = 2
 
 
-def _key(line: str) -> str:
-    return " ".join(line.split())
-
-
-def _bare(line: str) -> str:
-    return line.rstrip("\r\n")
+_key = LEVELS[3][1]  # whitespace folded: the comparison the closest region is found by
 
 
 def closest_region(lines: Sequence[str], hunk: Hunk) -> int | None:
@@ -42,7 +37,7 @@ def closest_region(lines: Sequence[str], hunk: Hunk) -> int | None:
 def _visible(line: str) -> str:
     """A line without its ending, trailing whitespace shown (· for a space, → for a tab), so
     look-alikes that differ only there can be told apart."""
-    text = _bare(line)
+    text = bare(line)
     body = text.rstrip(" \t")
     return body + text[len(body):].replace(" ", "·").replace("\t", "→")
 
@@ -59,7 +54,7 @@ def describe(path: str, number: int, hunk: Hunk, miss: Miss, lines: Sequence[str
     if miss.candidates:
         shown = ", ".join(str(c + 1) for c in miss.candidates[:6]) + (" ..." if len(miss.candidates) > 6 else "")
         if hunk.slips and "marker" in miss.why:
-            named = ", ".join(f"{i + 1} ({_bare(hunk.lines[i][1])!r})" for i in hunk.slips[:4])
+            named = ", ".join(f"{i + 1} ({bare(hunk.lines[i][1])!r})" for i in hunk.slips[:4])
             advice = f"  give each line of the hunk its marker ('+', '-' or ' '); lines of the hunk to check: {named}"
         else:
             advice = "  add context lines (or correct line numbers) that single out the place you mean"
@@ -97,10 +92,10 @@ def _first_difference(hunk: Hunk, lines: Sequence[str], start: int) -> str:
         if i < 0:
             continue
         if i >= len(lines):
-            return f"  line {i + 1}: the hunk expects {_bare(want)!r}, the file has ended"
+            return f"  line {i + 1}: the hunk expects {bare(want)!r}, the file has ended"
         if lines[i] != want:
             got = lines[i]
-            if _bare(got) == _bare(want):
+            if bare(got) == bare(want):
                 return f"  line {i + 1}: the hunk expects {want!r}, the file has {got!r} (line ending)"
-            return f"  line {i + 1}: the hunk expects {_bare(want)!r}, the file has {_bare(got)!r}"
+            return f"  line {i + 1}: the hunk expects {bare(want)!r}, the file has {bare(got)!r}"
     return ""

@@ -32,14 +32,14 @@ MAX_FUZZ = 2
 MAX_SLIP_VARIANTS = 16
 
 
-def _bare(line: str) -> str:
+def bare(line: str) -> str:
     line = line[:-1] if line.endswith("\n") else line
     return line[:-1] if line.endswith("\r") else line
 
 
 LEVELS: tuple[tuple[str, Callable[[str], str]], ...] = (
     ("exact", lambda s: s),
-    ("eol", _bare),
+    ("eol", bare),
     ("whitespace", lambda s: s.rstrip()),
     ("indent", lambda s: " ".join(s.split())),
 )
@@ -310,7 +310,7 @@ def _file_eol(file: Lines, at: int) -> str | None:
 
 
 def _with_eol(text: str, eol: str | None) -> str:
-    return _bare(text) + eol if eol and text.endswith("\n") else text
+    return bare(text) + eol if eol and text.endswith("\n") else text
 
 
 def _indent(s: str) -> str:
