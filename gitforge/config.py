@@ -9,7 +9,7 @@ import difflib
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
@@ -38,16 +38,50 @@ class Gate(_Section):
 
 class BuilderConfig(_Section):
     kind: Literal["anthropic", "command", "patch"] = "patch"
-    model: str = "claude-sonnet-4-5"
+    model: str = Field(default="claude-sonnet-5-5", min_length=1)
     command: str | None = None
     timeout: float = Field(default=1800.0, gt=0)
     env_allowlist: list[str] = Field(default_factory=lambda: [
         "PATH", "HOME", "LANG", "LC_ALL", "TERM", "TMPDIR", "USER", "ANTHROPIC_API_KEY"])
+    max_turns: int = Field(default=16, ge=1)       # model calls per attempt (tool loop)
+    max_tokens: int = Field(default=16000, ge=256)  # per reply
 
 
 class PlannerConfig(_Section):
     enabled: bool = False
-    model: str = "claude-haiku-4-5"
+    model: str = Field(default="claude-haiku-5-5", min_length=1)
+
+
+class LLMConfig(_Section):
+    max_retries: int = Field(default=4, ge=0)       # the SDK's own retries: 429, 529, 5xx, connection
+    timeout: float = Field(default=300.0, gt=0)     # seconds per request
+    pilot_model: str = Field(default="claude-haiku-5-5", min_length=1)
+    pilot_strong_model: str = Field(default="claude-opus-5-5", min_length=1)
+    escalate_below: float = Field(default=0.6, ge=0, le=1)  # pilot confidence that asks the strong model
+
+
+class Price(_Section):
+    """USD per million tokens."""
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cache_write: float = Field(ge=0)
+    cache_read: float = Field(ge=0)
+
+
+def _price(i: float, o: float, w: float, r: float) -> dict[str, float]:
+    return {"input": i, "output": o, "cache_write": w, "cache_read": r}
+
+
+# Anthropic's list prices (platform.claude.com/docs/en/about-claude/pricing, November 2026); the
+# cache write is the 5-minute one. otto.yaml `prices:` adds models or overrides these.
+DEFAULT_PRICES: dict[str, dict[str, float]] = {
+    "claude-opus-5-5": _price(4, 20, 5, 0.20), "claude-sonnet-5-5": _price(2, 10, 2.5, 0.10),
+    "claude-haiku-5-5": _price(0.10, 0.50, 0.125, 0.01), "claude-opus-5": _price(5, 25, 6.25, 0.50),
+    "claude-sonnet-5": _price(2, 10, 2.5, 0.20), "claude-opus-4-8": _price(5, 25, 6.25, 0.50),
+    "claude-opus-4-7": _price(5, 25, 6.25, 0.50), "claude-opus-4-6": _price(5, 25, 6.25, 0.50),
+    "claude-opus-4-5": _price(5, 25, 6.25, 0.50), "claude-sonnet-4-6": _price(3, 15, 3.75, 0.30),
+    "claude-sonnet-4-5": _price(3, 15, 3.75, 0.30), "claude-haiku-4-5": _price(1, 5, 1.25, 0.10),
+}
 
 
 class Budgets(_Section):
@@ -69,6 +103,7 @@ class PolicyConfig(_Section):
     protected_paths: list[str] = Field(default_factory=lambda: [
         ".git/", ".forge/", "otto.yaml", ".env*", "**/*.pem"])
     forbid_binary: bool = True
+    scope: Literal["warn", "refuse"] = "warn"  # a patch touching files outside the plan
 
 
 class WorktreesConfig(_Section):
@@ -98,6 +133,8 @@ class Config(_Section):
     builder: BuilderConfig = Field(default_factory=BuilderConfig)
     planner: PlannerConfig = Field(default_factory=PlannerConfig)
     pilot: bool = True
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    prices: dict[str, Price] = Field(default_factory=lambda: {m: Price(**p) for m, p in DEFAULT_PRICES.items()})
     max_attempts: int = Field(default=3, ge=1)
     parallel: int = Field(default=1, ge=1)
     budgets: Budgets = Field(default_factory=Budgets)
@@ -108,7 +145,13 @@ class Config(_Section):
 
     _source: str | None = PrivateAttr(default=None)
 
-    @field_validator("builder", "planner", "budgets", "merge", "policy", "worktrees",
+    @field_validator("prices", mode="before")
+    @classmethod
+    def _merge_prices(cls, value: object) -> object:
+        """A model priced in otto.yaml is added to (or overrides) the built-in table."""
+        return {**DEFAULT_PRICES, **value} if isinstance(value, dict) else value
+
+    @field_validator("builder", "planner", "llm", "budgets", "merge", "policy", "worktrees",
                      "execute_fix", mode="before")
     @classmethod
     def _empty_section(cls, value: object) -> object:
@@ -304,8 +347,12 @@ def _annotation_at(loc: KeyPath) -> Any:
     """The schema type at a key path: () -> Config, ("verify", 0) -> Gate."""
     annotation: Any = Config
     for part in loc:
-        annotation = get_args(annotation)[0] if isinstance(part, int) \
-            else annotation.model_fields[part].annotation
+        if isinstance(part, int):
+            annotation = get_args(annotation)[0]
+        elif get_origin(annotation) is dict:
+            annotation = get_args(annotation)[1]
+        else:
+            annotation = annotation.model_fields[part].annotation
     return annotation
 
 
@@ -331,65 +378,3 @@ def _show(value: object) -> str:
         return f"{str(value).lower()} (a boolean)"
     kind = {str: "a string", int: "an integer", float: "a number"}.get(type(value), "a value")
     return f"{value!r} ({kind})"
-
-
-def _flow(value: object) -> str:
-    """A value as one line of YAML, quoted only where YAML needs it."""
-    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=1 << 16)
-    return text.removesuffix("\n...\n").strip()
-
-
-def render_default_config(target_branch: str, verify: list[dict] | None = None) -> str:
-    """The commented otto.yaml that `gitforge init` writes: the defaults, spelled out."""
-    d = Config()
-    b, p, w, budgets = d.builder, d.policy, d.worktrees, d.budgets
-    gates = "".join(f"\n  - {_flow(gate)}" for gate in verify or [])
-    example = "" if verify else '\n#  - {name: tests, run: "pytest -q", timeout: 600}'
-    return f"""\
-# gitforge configuration. {HINT}
-# Precedence: command-line flag > environment (GITFORGE_*) > this file > defaults.
-
-target_branch: {_flow(target_branch)}
-backlog: {d.backlog}
-progress: {d.progress}
-
-# Gates, run in order inside the task worktree; all must pass before a change lands.
-verify:{gates or " []"}{example}
-
-builder:
-  kind: {b.kind}                   # patch | anthropic | command
-  #   patch:     apply the phase's ### Patch block; no AI needed
-  #   anthropic: ask the Anthropic API (needs ANTHROPIC_API_KEY) with `model`
-  #   command:   run a coding-agent CLI in the worktree, e.g.
-  #              command: "claude -p --permission-mode acceptEdits"
-  model: {b.model}
-  command: null
-  timeout: {b.timeout:g}                 # seconds
-  env_allowlist: {_flow(b.env_allowlist)}
-
-planner: {{enabled: {_flow(d.planner.enabled)}, model: {d.planner.model}}}
-pilot: {_flow(d.pilot)}                     # failure triage ("doctor") between attempts
-max_attempts: {d.max_attempts}
-parallel: {d.parallel}
-budgets:
-  usd_per_phase: {budgets.usd_per_phase:g}
-  usd_per_run: {budgets.usd_per_run:g}
-  doctor_calls_per_phase: {budgets.doctor_calls_per_phase}
-  doctor_calls_per_run: {budgets.doctor_calls_per_run}
-  failures_per_run: {budgets.failures_per_run}
-merge: {{strategy: {d.merge.strategy}}}       # squash | merge
-
-policy:
-  max_files: {p.max_files}
-  max_lines: {p.max_lines}
-  max_file_bytes: {p.max_file_bytes}
-  protected_paths: {_flow(p.protected_paths)}
-  forbid_binary: {_flow(p.forbid_binary)}
-
-worktrees:
-  setup: null                   # a command run in each new worktree, e.g. "npm ci"
-  include: []                   # gitignored files to copy in, e.g. [".env.test"]
-  pool_size: {w.pool_size}
-
-execute_fix: {{enabled: false, commands: []}}   # opt-in, whitelisted fix commands
-"""

@@ -12,20 +12,31 @@ from dataclasses import dataclass, field
 
 from gitforge.backlog import Phase, select_next
 from gitforge.builders import make_builder
+from gitforge.builders.base import Job
+from gitforge.calls import Caller, api_key
 from gitforge.context import Context
 from gitforge.errors import ForgeError, LockBusy, UsageError, WorkFailed
 from gitforge.gates import GateResult, GateSpec, describe_failure, gate_specs, run_gates
 from gitforge.land import Landing, Work, land
-from gitforge.pipeline import Attempt, run_attempt
+from gitforge.llm import Client
+from gitforge.loop import FixLoop
+from gitforge.pipeline import Attempt
 from gitforge.recover import recover, retryable_phases
+from gitforge.redact import secrets_from
+from gitforge.spend import BudgetExceeded, Meter, by_role
 from gitforge.state import atomic_write, new_id, now_iso
 from gitforge.ui import UI
 from gitforge.worktree import Pool
 
+# What an agent or a gate leaves behind that is not part of a change (used when capturing a
+# worktree's edits as a diff; ignored files never count either).
+CAPTURE_EXCLUDE = ("**/__pycache__/**", "**/*.pyc", "**/.pytest_cache/**", "**/.mypy_cache/**",
+                   "**/.ruff_cache/**", "**/node_modules/**", "**/.venv/**")
+
 
 @dataclass
 class Outcome:
-    status: str  # "landed" | "failed" | "nothing"
+    status: str  # "landed" | "failed" | "skipped" | "nothing"
     reason: str = ""
     phase: Phase | None = None
     run_id: str | None = None
@@ -35,7 +46,7 @@ class Outcome:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.status == "failed" else 0
+        return 1 if self.status in ("failed", "skipped") else 0
 
     def to_json(self) -> dict:
         return {"status": self.status, "reason": self.reason, "run_id": self.run_id, "commit": self.commit,
@@ -49,6 +60,7 @@ class Engine:
         self.ctx = ctx
         self.ui = ui
         self.store = ctx.store.ensure()
+        self.meter = Meter(ctx.cfg.budgets, ctx.cfg.prices)  # spend across this invocation
 
     # -- selection and claim ----------------------------------------------------------------
     def next(self, phase_id: str | None = None) -> Outcome:
@@ -64,9 +76,21 @@ class Engine:
                 if phase is None:
                     return Outcome("nothing", self._nothing_reason)
                 builder = make_builder(self.ctx.cfg, phase)
+                self._check_prices(builder)
                 run_id = new_id()
                 stack.enter_context(self.store.lease(phase.id, run_id))
             return self._run(phase, builder, run_id)
+
+    def _check_prices(self, builder) -> None:
+        """Every model this run may call must have a price, or budgets mean nothing: say so now."""
+        cfg = self.ctx.cfg
+        if api_key(os.environ) is None:
+            return
+        models = [cfg.builder.model] if builder.kind == "anthropic" else []
+        models += [cfg.planner.model] if cfg.planner.enabled else []
+        models += [cfg.llm.pilot_model, cfg.llm.pilot_strong_model] if cfg.pilot else []
+        for model in models:
+            self.meter.price(model)
 
     def _select(self, phase_id: str | None) -> Phase | None:
         backlog = self.ctx.backlog()
@@ -108,36 +132,24 @@ class Engine:
         env = {"GITFORGE_RUN": run_id, "GITFORGE_PHASE": phase.id}
         pool = Pool(ctx.git, self.store, cfg.worktrees.setup, cfg.worktrees.include, cfg.worktrees.pool_size)
         attempts: list[Attempt] = []
+        self.meter.start_phase(phase.id)
         try:
             with pool.acquire(record["branch"], base, run_id, run_dir) as wt:
                 record.update(worktree=str(wt.path), step="build")
                 self.store.save_run(record)
                 ui.info(f"worktree {wt.path} ({'reused' if wt.reused else 'new'}) on {wt.branch}")
                 env["GITFORGE_WORKTREE"] = str(wt.path)
-                feedback = None
-                for n in range(1, cfg.max_attempts + 1):
-                    diff = builder.build(n, feedback)
-                    if diff is None:
-                        break
-                    ui.step(f"attempt {n}/{cfg.max_attempts}: validate, apply, audit, gates")
-                    att = run_attempt(ctx.git, wt, diff, cfg.policy, specs, run_dir, n, env,
-                                      self._gate_printer(), f"Phase {phase.id}: {phase.title} (candidate)",
-                                      keep_phase=(cfg.backlog, phase.id))
-                    attempts.append(att)
-                    record["attempts"].append(att.to_json())
-                    self.store.save_run(record)
-                    self.store.event("attempt.finished", run_id=run_id, attempt=n, ok=att.ok, stage=att.stage,
-                                     reason=att.reason)
-                    if att.ok:
-                        break
-                    ui.fail(f"attempt {n}: {att.reason}")
-                    ui.block("\n".join(att.details[-40:]))
-                    feedback = att.feedback
-                last = attempts[-1] if attempts else None
-                if last is None or not last.ok:
-                    wt.keep, wt.keep_reason = True, last.reason if last else "no patch"
-                    reason = last.reason if last else "the builder produced no patch"
-                    return self._fail(phase, record, attempts, reason, retryable=False)
+                loop = FixLoop(git=ctx.git, cfg=cfg, ui=ui, builder=builder, job=self._job(phase, wt, run_dir, env),
+                               wt=wt, specs=specs, env=env, caller=self._caller(run_dir, record), meter=self.meter,
+                               on_attempt=self._attempt_saver(record, attempts), on_gate=self._gate_printer(),
+                               commit_message=f"Phase {phase.id}: {phase.title} (candidate)")
+                end = loop.run()
+                record.update(plan=end.plan.to_json() if end.plan else None, decisions=end.decisions)
+                if not end.ok:
+                    wt.keep, wt.keep_reason = True, end.reason
+                    return self._fail(phase, record, attempts, end.reason, retryable=end.retryable,
+                                      status=end.status)
+                last = attempts[-1]
                 record["step"] = "land"
                 self.store.save_run(record)
                 work = Work(base, last.tree, last.commit, list(last.gates),
@@ -149,8 +161,9 @@ class Engine:
                     return self._fail(phase, record, attempts, e.message, retryable=True)
                 return self._landed(phase, record, landing)
         except ForgeError as e:
-            if isinstance(e, WorkFailed):
-                return self._fail(phase, record, attempts, e.message, retryable=True)
+            if isinstance(e, WorkFailed):  # a budget, the API out of reach, a landing conflict
+                return self._fail(phase, record, attempts, e.message, retryable=getattr(e, "retryable", True)
+                                  and not isinstance(e, BudgetExceeded))
             self._close(record, "failed", e.message)
             raise
         except (KeyboardInterrupt, Exception) as exc:
@@ -160,6 +173,38 @@ class Engine:
                 record["retryable"] = True
                 self._close(record, "crashed", f"{why} during '{record['step']}'; nothing landed")
             raise
+
+    def _job(self, phase: Phase, wt, run_dir: Path, env: dict) -> Job:
+        git = self.ctx.git
+        return Job(phase=phase, workdir=wt.path, base=wt.base, view=git.view(wt.base), files=git.list_files(wt.base),
+                   run_dir=run_dir, env=dict(env), protected=tuple(self.ctx.cfg.policy.protected_paths),
+                   capture=lambda: git.capture_worktree(wt.path, wt.branch, wt.base, CAPTURE_EXCLUDE))
+
+    def _caller(self, run_dir: Path, record: dict) -> Caller | None:
+        """Model calls for the builder, planner and pilot: only when there is a key."""
+        key = api_key(os.environ)
+        if key is None:
+            return None
+        llm = self.ctx.cfg.llm
+
+        def saved(call: dict) -> None:
+            record["llm"] = by_role(self.meter.phase_calls())
+            self.store.save_run(record)
+            self.ui.info(f"{call['role']} {call['model']}: {call['input_tokens']} in, {call['output_tokens']} out, "
+                         f"cache {call['cache_read_tokens']} read / {call['cache_write_tokens']} written — "
+                         f"${call['usd']:.4f} (phase ${self.meter.phase_usd():.4f})")
+        client = Client(key, max_retries=llm.max_retries, timeout=llm.timeout)
+        return Caller(client, self.meter, run_dir, secrets_from(), on_call=saved)
+
+    def _attempt_saver(self, record: dict, attempts: list[Attempt]):
+        def save(att: Attempt) -> None:
+            if att not in attempts:
+                attempts.append(att)
+                self.store.event("attempt.finished", run_id=record["run_id"], attempt=att.number, ok=att.ok,
+                                 stage=att.stage, reason=att.reason)
+            record["attempts"] = [a.to_json() for a in attempts]
+            self.store.save_run(record)
+        return save
 
     def _gate_printer(self):
         def show(spec: GateSpec, result: GateResult | None) -> None:
@@ -190,8 +235,10 @@ class Engine:
             gates = work.gates if work is not None else (last.gates if last else [])
             return {"phase": record["phase"], "title": record["title"], "status": status,
                     "run_id": record["run_id"], "when": now_iso()[:16].replace("T", " ") + " UTC",
-                    "attempts": len(attempts), "builder": record["builder"]["kind"],
-                    "patch": _patch_summary(last), "gates": [g.to_json() for g in gates], "reason": reason}
+                    "attempts": len(attempts),
+                    "builder": " ".join(str(v) for v in record["builder"].values()),
+                    "patch": _patch_summary(last), "gates": [g.to_json() for g in gates], "reason": reason,
+                    "usd": by_role(self.meter.phase_calls())["total_usd"] if self.meter.phase_calls() else None}
         return entry
 
     def _note(self, record: dict, attempts: list[Attempt], status: str):
@@ -202,7 +249,9 @@ class Engine:
                     "attempts": len(attempts), "builder": record["builder"],
                     "gates": [{"name": g.name, "exit_code": g.exit_code, "duration": g.duration,
                                "timed_out": g.timed_out} for g in gates],
-                    "patch": _patch_summary(last), "started": record["started"], "ended": now_iso()}
+                    "patch": _patch_summary(last), "started": record["started"], "ended": now_iso(),
+                    "llm": by_role(self.meter.phase_calls()), "plan": record.get("plan"),
+                    "decisions": record.get("decisions", [])}
         return note
 
     def _land(self, phase: Phase, record: dict, attempts: list[Attempt], work: Work) -> Landing:
@@ -228,22 +277,24 @@ class Engine:
                 out.notices.append(how)
         return out
 
-    def _fail(self, phase: Phase, record: dict, attempts: list[Attempt], reason: str, retryable: bool) -> Outcome:
-        record.update(retryable=retryable, reason=reason)
-        self.ui.fail(f"Phase {phase.id} failed: {reason.splitlines()[0] if reason else ''}")
-        out = Outcome("failed", reason, phase=phase, run_id=record["run_id"],
+    def _fail(self, phase: Phase, record: dict, attempts: list[Attempt], reason: str, retryable: bool,
+              status: str = "Failed") -> Outcome:
+        record.update(retryable=retryable, reason=reason, llm=by_role(self.meter.phase_calls()))
+        verb = "was skipped" if status == "Skipped" else "failed"
+        self.ui.fail(f"Phase {phase.id} {verb}: {reason.splitlines()[0] if reason else ''}")
+        out = Outcome("skipped" if status == "Skipped" else "failed", reason, phase=phase, run_id=record["run_id"],
                       details=attempts[-1].details if attempts else [])
         try:
-            landing = land(self.ctx, phase, record["run_id"], "Failed",
-                           self._entry(record, attempts, "Failed", reason),
-                           self._note(record, attempts, "failed"))
+            landing = land(self.ctx, phase, record["run_id"], status,
+                           self._entry(record, attempts, status, reason),
+                           self._note(record, attempts, status.lower()))
             record["commit"] = landing.commit
             out.commit = landing.commit
             out.notices += [how for _, how in landing.checkouts if how]
         except ForgeError as e:  # the failure itself is what matters; say the bookkeeping did not land
             self.ui.warn(f"could not record the failure on {self.ctx.target}: {e.message}")
-        self._close(record, "failed", reason)
-        self.store.event("run.failed", run_id=record["run_id"], phase=phase.id, reason=reason)
+        self._close(record, status.lower(), reason)
+        self.store.event(f"run.{status.lower()}", run_id=record["run_id"], phase=phase.id, reason=reason)
         return out
 
     def _close(self, record: dict, status: str, reason: str | None = None) -> None:

@@ -1,4 +1,5 @@
-"""Run gate commands in a worktree: a timeout each, the whole process group killed on expiry."""
+"""Run gate commands in a worktree: a timeout each, the whole process group killed on expiry.
+The process handling itself lives in `proc.py`; `tail`/`read_tail` are re-exported from there."""
 
 from __future__ import annotations
 
@@ -6,19 +7,15 @@ import contextlib
 import os
 import re
 import signal
-import subprocess
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from gitforge.git import clean_env
+from gitforge.proc import PID_FILE, read_tail, run_logged, tail
 
-TAIL_LINES = 40
-TAIL_BYTES = 8192  # a gate may print megabytes: only the end is kept in records and feedback
-LINE_CHARS = 400
-KILL_GRACE = 3.0
-PID_FILE = "gate.pid"
+__all__ = ["GateSpec", "GateResult", "gate_specs", "run_gate", "run_gates", "describe_failure", "end_orphans",
+           "PID_FILE", "read_tail", "tail"]
 
 
 @dataclass(frozen=True)
@@ -56,43 +53,6 @@ def gate_specs(verify: Sequence, phase_commands: Sequence[str], default_timeout:
     return specs
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    for sig, wait in ((signal.SIGTERM, KILL_GRACE), (signal.SIGKILL, 10.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            if sig == signal.SIGKILL:
-                return
-        except subprocess.TimeoutExpired:
-            continue
-    # Children that outlived the leader still share its group: make sure they are gone too.
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def tail(text: str, lines: int = TAIL_LINES) -> str:
-    kept = text.rstrip("\n").splitlines()[-lines:]
-    return "\n".join(line if len(line) <= LINE_CHARS else line[:LINE_CHARS] + " [...]" for line in kept)
-
-
-def read_tail(path: Path) -> str:
-    """The last TAIL_BYTES of a log, decoded leniently (never the whole of a huge file)."""
-    with open(path, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        size = f.tell()
-        f.seek(max(0, size - TAIL_BYTES))
-        data = f.read()
-    text = data.decode("utf-8", errors="replace")
-    if size > TAIL_BYTES:
-        text = f"[... {size - TAIL_BYTES} earlier bytes in {path}]\n" + text.split("\n", 1)[-1]
-    return text
-
-
 def end_orphans(run_dir: Path, worktree: str | None) -> list[int]:
     """Kill the process groups of gates a dead gitforge left running (found by their pid files).
     A pid is only trusted while its process still works inside the run's worktree."""
@@ -113,41 +73,11 @@ def end_orphans(run_dir: Path, worktree: str | None) -> list[int]:
 
 
 def run_gate(spec: GateSpec, cwd: Path, log_dir: Path, env: dict[str, str] | None = None) -> GateResult:
-    log_dir.mkdir(parents=True, exist_ok=True)
+    """One gate, as a shell command, logged to `<log_dir>/<name>.log` (see `proc.run_logged`)."""
     log_path = log_dir / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', spec.name)}.log"
-    start = time.monotonic()
-    timed_out = False
-    with open(log_path, "wb") as log:
-        log.write(f"$ {spec.run}\n".encode())
-        log.flush()
-        proc = subprocess.Popen(spec.run, shell=True, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=clean_env(env), start_new_session=True)
-        pid_file = log_dir / PID_FILE  # lets the next run end this gate if gitforge is SIGKILLed
-        pid_file.write_text(str(proc.pid))
-        try:
-            code: int | None = proc.wait(timeout=spec.timeout)
-            # The leader is done; anything it left running in its group is ended now.
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _kill_group(proc)
-            code = None
-        except BaseException:  # Ctrl-C or a kill of gitforge: the gate's own session must go too
-            _kill_group(proc)
-            raise
-    pid_file.unlink(missing_ok=True)
-    duration = time.monotonic() - start
-    text = read_tail(log_path)
-    if timed_out:
-        note = f"\n[gitforge] killed after {spec.timeout:g}s timeout (process group {proc.pid})\n"
-        with open(log_path, "a", encoding="utf-8") as log:
-            log.write(note)
-        text += note
-    return GateResult(spec.name, spec.run, spec.source, code, round(duration, 3), timed_out,
-                      str(log_path), tail(text))
+    result = run_logged(spec.run, cwd, clean_env(env), log_path, spec.timeout, shell=True)
+    return GateResult(spec.name, spec.run, spec.source, result.exit_code, result.duration, result.timed_out,
+                      str(result.log), result.tail)
 
 
 def run_gates(specs: Sequence[GateSpec], cwd: Path, log_dir: Path, env: dict[str, str] | None = None,

@@ -6,8 +6,11 @@ reflog reason. gitforge's own git commands never run the user's hooks.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -39,9 +42,10 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def run_git(args: Sequence[str], cwd: Path, *, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run_git(args: Sequence[str], cwd: Path, *, check: bool = True,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run git with hooks disabled. Raises GitFailed with git's own message on failure."""
-    proc = subprocess.run(["git", "-c", "core.hooksPath=/dev/null", *args], cwd=cwd, env=clean_env(),
+    proc = subprocess.run(["git", "-c", "core.hooksPath=/dev/null", *args], cwd=cwd, env=clean_env(env),
                           capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise GitFailed(f"git {' '.join(args)} (in {cwd}) failed: {proc.stderr.strip() or proc.stdout.strip()}",
@@ -150,6 +154,50 @@ class Git:
 
     def read_file(self, commit_or_tree: str, path: str) -> bytes | None:
         return self.view(commit_or_tree).read(path)
+
+    def list_files(self, commit_or_tree: str) -> list[tuple[str, int]]:
+        """Every file of a tree (not folders, not submodules) with its size in bytes, sorted."""
+        obj = self.repo[commit_or_tree]
+        tree = obj if isinstance(obj, pygit2.Tree) else obj.peel(pygit2.Tree)
+        out: list[tuple[str, int]] = []
+        stack: list[tuple[str, pygit2.Tree]] = [("", tree)]
+        odb = self.repo.odb
+        while stack:
+            prefix, node = stack.pop()
+            for entry in node:
+                path = prefix + entry.name
+                if entry.filemode == FileMode.TREE:
+                    stack.append((path + "/", self.repo[entry.id]))
+                elif entry.filemode != FileMode.COMMIT:
+                    out.append((path, odb.read_header(entry.id)[1]))
+        return sorted(out)
+
+    def capture_worktree(self, path: Path, branch: str, base: str,
+                         exclude: Sequence[str] = ()) -> str:
+        """Everything changed in the worktree at `path` since `base` -- edits, new files,
+        deletions, and commits an agent made there -- as one `git diff --binary` text. The
+        worktree is left as "base + those changes, uncommitted", on `branch` at `base`.
+        Ignored files do not count; `exclude` adds glob pathspecs that do not either."""
+        index = Path(run_git(["rev-parse", "--path-format=absolute", "--git-path", "index"], path).stdout.strip())
+        fd, tmp = tempfile.mkstemp(prefix="gitforge-capture-", suffix=".index", dir=index.parent)
+        os.close(fd)
+        try:
+            if index.exists():
+                shutil.copyfile(index, tmp)  # its stat cache makes `add -A` cheap
+            env = {"GIT_INDEX_FILE": tmp}
+            specs = [f":(exclude,glob){pattern}" for pattern in exclude]
+            run_git(["add", "-A", "--", ".", *specs], path, env=env)
+            tree = run_git(["write-tree"], path, env=env).stdout.strip()
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        diff = run_git(["-c", "diff.noprefix=false", "-c", "diff.mnemonicPrefix=false", "diff", "--no-ext-diff",
+                        "--no-color", "--no-renames", "--binary", "--full-index", self.tree_of(base), tree],
+                       path).stdout
+        self.set_ref(f"refs/heads/{branch}", base, "gitforge: captured the agent's changes")
+        run_git(["symbolic-ref", "HEAD", f"refs/heads/{branch}"], path)
+        run_git(["reset", "--quiet"], path)
+        return diff
 
     def parents(self, commit: str) -> list[str]:
         return [str(p) for p in self.repo[commit].parent_ids]

@@ -33,6 +33,9 @@ class Attempt:
     commit: str | None = None
     stats: dict = field(default_factory=dict)
     ledger: dict = field(default_factory=dict)
+    summary: str = ""                                  # the builder's own words for the change
+    notices: list[str] = field(default_factory=list)   # flagged, not refused (e.g. outside the plan)
+    decision: dict | None = None                       # what the pilot decided after this attempt
 
     @property
     def feedback(self) -> str:
@@ -43,7 +46,16 @@ class Attempt:
         return {"number": self.number, "ok": self.ok, "stage": self.stage, "reason": self.reason,
                 "details": self.details, "gates": [g.to_json() for g in self.gates], "stats": self.stats,
                 "files": [c.path for c in self.changes], "tree": self.tree, "commit": self.commit,
-                "ledger": self.ledger}
+                "ledger": self.ledger, "summary": self.summary, "notices": self.notices, "decision": self.decision}
+
+
+def dropped(number: int, reason: str, details: list[str]) -> Attempt:
+    """An attempt whose builder produced no usable diff (cut off, malformed, timed out): it is
+    recorded and fed back, and nothing was applied."""
+    entry: dict = {"patch": None, "sha256": "", "state": "created", "transitions": []}
+    _move(entry, "created", "no diff")
+    _move(entry, "dropped", reason)
+    return Attempt(number, stage="build", reason=reason, details=list(details), ledger=entry)
 
 
 def _move(entry: dict, state: str, reason: str = "") -> None:
@@ -108,7 +120,8 @@ def patch_changes(view: TreeView, diff: str, policy, scope=None,
 def run_attempt(git: Git, wt: Worktree, diff: str, policy, specs: Sequence[GateSpec], run_dir: Path,
                 number: int, env: dict[str, str],
                 on_gate: Callable[[GateSpec, GateResult | None], None] | None = None,
-                commit_message: str = "candidate", keep_phase: tuple[str, str] | None = None) -> Attempt:
+                commit_message: str = "candidate", keep_phase: tuple[str, str] | None = None,
+                scope: Sequence[str] | None = None) -> Attempt:
     """Take one diff through validate -> apply -> audit -> gates -> candidate commit."""
     patch_file = run_dir / "patches" / f"attempt-{number}.diff"
     patch_file.parent.mkdir(parents=True, exist_ok=True)
@@ -118,7 +131,7 @@ def run_attempt(git: Git, wt: Worktree, diff: str, policy, specs: Sequence[GateS
     att = Attempt(number, ledger=entry)
     _move(entry, "created", f"{len(diff)} bytes")
     try:
-        changes, stats = patch_changes(git.view(wt.base), diff, policy, keep_phase=keep_phase)
+        changes, stats = patch_changes(git.view(wt.base), diff, policy, scope=scope, keep_phase=keep_phase)
     except PatchRefused as e:
         stage = getattr(e, "stage", "validate")
         att.stage, att.reason, att.details = stage, e.message, list(e.reasons)

@@ -26,7 +26,8 @@ def entry_block(entry: dict) -> str:
         f"<summary>Phase {entry['phase']}: {entry['title']} — {entry['status']} "
         f"(run {entry['run_id']}, {entry['when']})</summary>",
         "",
-        f"- Attempts: {entry.get('attempts', 0)}; builder: {entry.get('builder', '?')}",
+        f"- Attempts: {entry.get('attempts', 0)}; builder: {entry.get('builder', '?')}"
+        + (f"; model cost ${entry['usd']:.4f}" if entry.get("usd") is not None else ""),
     ]
     patch = entry.get("patch")
     if patch:

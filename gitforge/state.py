@@ -78,6 +78,27 @@ def read_json(path: Path) -> Any:
         return json.load(f)
 
 
+def append_jsonl(path: Path, obj: Any) -> None:
+    """Append one JSON line with a single O_APPEND write: concurrent writers never interleave,
+    and a line torn by a crash is skipped by `read_jsonl`."""
+    line = (json.dumps(obj, sort_keys=False) + "\n").encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+def read_jsonl(path: Path) -> list[Any]:
+    out = []
+    if path.exists():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            with contextlib.suppress(json.JSONDecodeError):
+                out.append(json.loads(line))
+    return out
+
+
 @dataclass(frozen=True)
 class Lease:
     phase: str
@@ -249,21 +270,9 @@ class Store:
 
     # -- events ---------------------------------------------------------------------------
     def event(self, kind: str, **data: Any) -> dict[str, Any]:
-        """Append one event. A single O_APPEND write per line; a torn last line is skipped on read."""
         ev = {"id": new_id(), "ts": now_iso(), "kind": kind, **data}
-        line = (json.dumps(ev, sort_keys=False) + "\n").encode()
-        self.dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line)
-        finally:
-            os.close(fd)
+        append_jsonl(self.events_path, ev)
         return ev
 
     def events(self) -> list[dict[str, Any]]:
-        out = []
-        if self.events_path.exists():
-            for line in self.events_path.read_text(encoding="utf-8", errors="replace").splitlines():
-                with contextlib.suppress(json.JSONDecodeError):
-                    out.append(json.loads(line))
-        return out
+        return read_jsonl(self.events_path)

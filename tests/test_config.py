@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from gitforge.config import (CONFIG_FILE, BuilderConfig, Config, Gate, load_config,
-                             render_default_config)
+from gitforge.config import CONFIG_FILE, BuilderConfig, Config, Gate, load_config
+from gitforge.config_template import render_default_config
 from gitforge.errors import EXIT_USAGE, ConfigError
 
 
@@ -56,11 +56,14 @@ def test_every_default_value(tmp_path: Path) -> None:
     assert cfg.target_branch is None
     assert (cfg.backlog, cfg.progress, cfg.verify) == ("BACKLOG.md", "PROGRESS.md", [])
     assert (cfg.builder.kind, cfg.builder.model, cfg.builder.command) == (
-        "patch", "claude-sonnet-4-5", None)
+        "patch", "claude-sonnet-5-5", None)
     assert cfg.builder.timeout == 1800
     assert cfg.builder.env_allowlist == ["PATH", "HOME", "LANG", "LC_ALL", "TERM", "TMPDIR",
                                          "USER", "ANTHROPIC_API_KEY"]
-    assert (cfg.planner.enabled, cfg.planner.model) == (False, "claude-haiku-4-5")
+    assert (cfg.planner.enabled, cfg.planner.model) == (False, "claude-haiku-5-5")
+    assert (cfg.builder.max_turns, cfg.builder.max_tokens, cfg.llm.max_retries, cfg.llm.timeout) == (16, 16000, 4, 300)
+    assert (cfg.llm.pilot_model, cfg.llm.pilot_strong_model, cfg.policy.scope) == (
+        "claude-haiku-5-5", "claude-opus-5-5", "warn")
     assert (cfg.pilot, cfg.max_attempts, cfg.parallel) == (True, 3, 1)
     b = cfg.budgets
     assert (b.usd_per_phase, b.usd_per_run, b.doctor_calls_per_phase, b.doctor_calls_per_run,
@@ -78,7 +81,7 @@ def test_partial_nested_sections_keep_other_defaults(tmp_path: Path) -> None:
     cfg = load(tmp_path, "builder:\n  kind: anthropic\npolicy: {max_files: 3}\n"
                          "verify:\n  - {name: tests, run: pytest -q}\nworktrees:\n")
     assert cfg.builder.kind == "anthropic"
-    assert cfg.builder.model == "claude-sonnet-4-5"
+    assert cfg.builder.model == "claude-sonnet-5-5"
     assert cfg.policy.max_files == 3
     assert cfg.policy.max_lines == 1500
     assert cfg.verify == [Gate(name="tests", run="pytest -q", timeout=600)]
@@ -368,3 +371,27 @@ def test_worktree_include_must_stay_inside_the_repository(tmp_path):
         with pytest.raises(ConfigError) as err:
             load_config(tmp_path, environ={})
         assert "otto.yaml:2: 'worktrees.include'" in str(err.value) and "relative" in str(err.value)
+
+
+def test_prices_add_to_the_built_in_table(tmp_path):
+    (tmp_path / "otto.yaml").write_text("prices:\n  my-model: {input: 1, output: 2, cache_write: 1.25, cache_read: 0.1}\n")
+    cfg = load_config(tmp_path, environ={})
+    assert cfg.prices["my-model"].output == 2
+    assert cfg.prices["claude-sonnet-5-5"].input == 2  # the built-in entries stay
+
+
+def test_a_mistyped_price_key_names_the_nearest(tmp_path):
+    (tmp_path / "otto.yaml").write_text("prices:\n  m: {input: 1, outptu: 2, cache_write: 1, cache_read: 0}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path, environ={})
+    assert "otto.yaml:2" in str(err.value) and "did you mean 'prices.m.output'" in str(err.value)
+
+
+def test_llm_section_and_scope(tmp_path):
+    (tmp_path / "otto.yaml").write_text("llm: {max_retries: 1, escalate_below: 0.5}\npolicy: {scope: refuse}\n")
+    cfg = load_config(tmp_path, environ={})
+    assert cfg.llm.max_retries == 1 and cfg.llm.escalate_below == 0.5 and cfg.policy.scope == "refuse"
+    (tmp_path / "otto.yaml").write_text("policy: {scope: refuze}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path, environ={})
+    assert "did you mean 'refuse'" in str(err.value)

@@ -1,25 +1,49 @@
-"""Builders produce a unified diff for a phase. This version ships the patch builder (the
-phase's own `### Patch` block); `make_builder` says clearly what to do for any other phase."""
+"""Builders produce a unified diff for a phase (DESIGN.md §2 step 6):
+
+- patch: the phase's own `### Patch` block, no AI;
+- anthropic: a tool loop over the Messages API (`api.ApiBuilder`);
+- command: a coding-agent CLI run in the worktree, its edits captured (`command.CommandBuilder`).
+
+`make_builder` runs before anything is claimed and fails fast when the builder cannot work.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+
 from gitforge.backlog import Phase
 from gitforge.builders.patch import PatchBuilder
+from gitforge.calls import api_key
 from gitforge.config import Config
 from gitforge.errors import UsageError
 
-__all__ = ["PatchBuilder", "make_builder"]
+__all__ = ["PatchBuilder", "make_builder", "WAYS_OUT"]
+
+WAYS_OUT = ("three ways out:\n"
+            "  1. export ANTHROPIC_API_KEY=... (a key from console.anthropic.com) and run again;\n"
+            "  2. let a coding-agent CLI build it: in otto.yaml set\n"
+            "       builder: {kind: command, command: \"claude -p --permission-mode acceptEdits\"}\n"
+            "  3. write the change yourself as a ```diff block under '### Patch' in the phase.")
 
 
-def make_builder(cfg: Config, phase: Phase) -> PatchBuilder:
+def make_builder(cfg: Config, phase: Phase, environ: Mapping[str, str] | None = None):
+    environ = os.environ if environ is None else environ
     if phase.patch is not None:
         return PatchBuilder(phase)
-    if cfg.builder.kind == "patch":
-        raise UsageError(f"phase {phase.id} ({phase.title}) has no ### Patch block and no builder is configured "
-                         f"(builder.kind is 'patch')",
-                         hint="add a ```diff block under '### Patch' in the phase. The AI builders "
-                              "(builder.kind: anthropic, or command with e.g. \"claude -p\") are not in this "
-                              "version of gitforge yet")
-    raise UsageError(f"phase {phase.id} ({phase.title}) has no ### Patch block, and builder.kind "
-                     f"'{cfg.builder.kind}' is not available in this version of gitforge",
-                     hint="add a ```diff block under '### Patch' in the phase for now")
+    kind = cfg.builder.kind
+    if kind == "patch":
+        raise UsageError(f"phase {phase.id} ({phase.title}) has no ### Patch block, and builder.kind is 'patch'",
+                         hint="set builder.kind to anthropic or command in otto.yaml; " + WAYS_OUT)
+    if kind == "anthropic":
+        if api_key(environ) is None:
+            raise UsageError(f"phase {phase.id} ({phase.title}) needs the anthropic builder, and "
+                             "ANTHROPIC_API_KEY is not set", hint=WAYS_OUT)
+        from gitforge.builders.api import ApiBuilder
+
+        b = cfg.builder
+        return ApiBuilder(b.model, b.max_turns, b.max_tokens)
+    from gitforge.builders.command import CommandBuilder, check_command
+
+    check_command(cfg.builder, environ)
+    return CommandBuilder(cfg.builder, phase, environ)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gitforge.backlog import Phase
+from gitforge.builders.base import Built, Job
 
 
 class PatchBuilder:
@@ -14,7 +15,10 @@ class PatchBuilder:
     def describe(self) -> dict:
         return {"kind": self.kind}
 
-    def build(self, attempt: int, feedback: str | None = None) -> str | None:
+    def start(self, job: Job, caller=None) -> None:
+        """Nothing to prepare: the patch is in the phase."""
+
+    def build(self, attempt: int, feedback: str | None = None) -> Built | None:
         """The phase's patch on the first attempt. A fixed patch cannot answer feedback, so a
         second attempt has nothing new to offer: None ends the phase."""
-        return self.phase.patch if attempt == 1 else None
+        return Built(diff=self.phase.patch) if attempt == 1 else None

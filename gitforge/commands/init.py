@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gitforge.config import CONFIG_FILE, load_config, render_default_config
+from gitforge.config import CONFIG_FILE, load_config
+from gitforge.config_template import render_default_config
 from gitforge.errors import RepoError
 from gitforge.git import Git
 from gitforge.resources import template

@@ -21,7 +21,8 @@ def next_phase(repo: Path, phase: str | None, overrides: Mapping[str, object], a
         say(f"Landed phase {outcome.phase.id}: {outcome.phase.title} -> {ctx.target} {outcome.commit[:12]}"
                f" (run {outcome.run_id})")
     else:
-        say(f"Phase {outcome.phase.id} failed: {outcome.reason}")
+        verb = "was skipped" if outcome.status == "skipped" else "failed"
+        say(f"Phase {outcome.phase.id} {verb}: {outcome.reason}")
         say(f"  details: gitforge show {outcome.run_id}")
     if as_json:
         print_json({"command": "next", **outcome.to_json()})

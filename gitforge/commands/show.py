@@ -35,14 +35,22 @@ def show(repo: Path, what: str, as_json: bool = False) -> int:
     out = UI.out
     out(f"run {rec['run_id']}   phase {rec['phase']}: {rec.get('title', '')}")
     out(f"  status:   {rec.get('status')}" + (f" — {rec['reason'].splitlines()[0]}" if rec.get("reason") else ""))
-    out(f"  builder:  {rec.get('builder', {}).get('kind')}   target: {rec.get('target')} "
+    builder = rec.get("builder", {})
+    out(f"  builder:  {' '.join(str(v) for v in builder.values())}   target: {rec.get('target')} "
         f"(base {str(rec.get('base'))[:12]})")
     out(f"  started:  {rec.get('started')}   ended: {rec.get('ended', '-')}")
     if rec.get("worktree"):
         out(f"  worktree: {rec['worktree']} on {rec.get('branch')}")
+    if rec.get("plan"):
+        plan = rec["plan"]
+        out(f"  plan:     {', '.join(plan['files']) or '(no files)'} — {plan['approach'].splitlines()[0]}")
     for att in rec.get("attempts", []):
         out(f"  attempt {att['number']}: {'ok' if att['ok'] else 'failed at ' + att['stage']}"
             + (f" — {att['reason']}" if att.get("reason") else ""))
+        if att.get("summary"):
+            out(f"      builder said: {att['summary']}")
+        for notice in att.get("notices") or []:
+            out(f"      note: {notice}")
         for t in att.get("ledger", {}).get("transitions", []):
             out(f"      {t['at']}  {t['state']:<13}{t.get('reason', '')}")
         for g in att.get("gates", []):
@@ -51,6 +59,15 @@ def show(repo: Path, what: str, as_json: bool = False) -> int:
         for line in att.get("details", [])[:60]:
             for sub in str(line).splitlines():
                 out(f"      | {sub}")
+        if att.get("decision"):
+            d = att["decision"]
+            out(f"      pilot ({d['source']}): {d['action']}, confidence {d['confidence']:.2f} — {d['reason']}"
+                + (f"; hint: {d['hint']}" if d.get("hint") else ""))
+    for line in cost_lines(rec.get("llm")):
+        out(line)
+    transcript = Path(rec.get("run_dir", "")) / "transcript.jsonl"
+    if rec.get("run_dir") and transcript.is_file():
+        out(f"  transcript: {transcript} (redacted)")
     if rec.get("commit"):
         out(f"  commit:   {rec['commit']}")
         if note:
@@ -60,3 +77,15 @@ def show(repo: Path, what: str, as_json: bool = False) -> int:
     if len(others) > 1:
         out(f"  runs of phase {rec['phase']}: {', '.join(others)}")
     return 0
+
+
+def cost_lines(llm: dict | None) -> list[str]:
+    """Tokens and cost per role: '  builder  2 calls  claude-sonnet-5-5  in 1,204 ...  $0.0123'."""
+    if not llm or not llm.get("calls"):
+        return []
+    lines = [f"  model calls: {llm['calls']}, ${llm['total_usd']:.4f} in all"]
+    for role, r in llm["by_role"].items():
+        lines.append(f"      {role:<8} {r['calls']} call(s)  {', '.join(r['models'])}  in {r['input_tokens']:,}  "
+                     f"out {r['output_tokens']:,}  cache read {r['cache_read_tokens']:,} / written "
+                     f"{r['cache_write_tokens']:,}  ${r['usd']:.4f}")
+    return lines

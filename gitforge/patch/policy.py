@@ -61,7 +61,7 @@ def _path_reasons(path: str, tree: TreeView, protected: Sequence[str],
         if tree.kind(prefix) == "link":
             reasons.append(f"{path}: writes through symlink '{prefix}'")
             break
-    if scope is not None and not _in_scope(path, scope):
+    if scope is not None and not in_scope(path, scope):
         reasons.append(f"{path}: outside the plan's scope")
     return reasons
 
@@ -103,7 +103,8 @@ def _mode_reasons(fp: FilePatch, tree: TreeView) -> list[str]:
             for path in _paths(fp) if tree.kind(path) == "link"]
 
 
-def _in_scope(path: str, scope: Iterable[str]) -> bool:
+def in_scope(path: str, scope: Iterable[str]) -> bool:
+    """Inside the plan: the path itself, or under a planned folder ("src/")."""
     return any(path == s or (s.endswith("/") and path.startswith(s)) for s in scope)
 
 

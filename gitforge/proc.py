@@ -1,0 +1,155 @@
+"""Run one child process the way gitforge runs every command it does not control (gates, setup
+commands, coding agents): in its own session, output to a log file, a timeout, and nothing of
+it left running afterwards -- not on timeout, not on Ctrl-C, not when it forks and exits.
+
+While it runs, a `gate.pid` file next to its log names its process group, so that a later
+gitforge can end it (`gates.end_orphans`) if this one is SIGKILLed.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+TAIL_LINES = 40
+TAIL_BYTES = 8192  # a command may print megabytes: only the end is kept in records and feedback
+LINE_CHARS = 400
+KILL_GRACE = 3.0
+PID_FILE = "gate.pid"
+EXIT_NOT_FOUND = 127  # the shell's codes for "no such command" and "cannot run it"
+EXIT_CANNOT_RUN = 126
+
+
+@dataclass(frozen=True)
+class ProcResult:
+    """How a command ended. `exit_code` is None when it was killed at its timeout; `error` is
+    set (with exit code 127 or 126, as a shell would) when it could not be started at all."""
+
+    exit_code: int | None
+    timed_out: bool
+    duration: float
+    log: Path
+    tail: str
+    pid: int | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+
+def tail(text: str, lines: int = TAIL_LINES) -> str:
+    """The last `lines` lines, each cut to LINE_CHARS: what fits in feedback and records."""
+    kept = text.rstrip("\n").splitlines()[-lines:]
+    return "\n".join(line if len(line) <= LINE_CHARS else line[:LINE_CHARS] + " [...]" for line in kept)
+
+
+def read_tail(path: Path) -> str:
+    """The last TAIL_BYTES of a log, decoded leniently (never the whole of a huge file)."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - TAIL_BYTES))
+        data = f.read()
+    text = data.decode("utf-8", errors="replace")
+    if size > TAIL_BYTES:
+        text = f"[... {size - TAIL_BYTES} earlier bytes in {path}]\n" + text.split("\n", 1)[-1]
+    return text
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGTERM the process group, give it KILL_GRACE seconds, then SIGKILL whatever is left."""
+    for sig, wait in ((signal.SIGTERM, KILL_GRACE), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            if sig == signal.SIGKILL:
+                return
+        except subprocess.TimeoutExpired:
+            continue
+    # Children that outlived the leader still share its group: make sure they are gone too.
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def end_leftovers(pgid: int) -> None:
+    """The leader exited: SIGKILL anything it left running in its group (a daemonized server,
+    a background `sleep`), which would otherwise hold the worktree and the log open."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _spawn_error(exc: OSError, argv0: str, cwd: Path) -> tuple[int, str]:
+    """A clear sentence for a command that could not be started, and the shell's exit code for it."""
+    if not cwd.is_dir():
+        return EXIT_CANNOT_RUN, f"cannot run {argv0!r}: its working directory {cwd} does not exist"
+    if isinstance(exc, FileNotFoundError):
+        return EXIT_NOT_FOUND, (f"cannot run {argv0!r}: no such executable (not found on PATH, or the path "
+                                f"does not exist)")
+    if isinstance(exc, PermissionError):
+        return EXIT_CANNOT_RUN, f"cannot run {argv0!r}: permission denied (is it executable?)"
+    return EXIT_CANNOT_RUN, f"cannot run {argv0!r}: {exc.strerror or exc}"
+
+
+def _header(cmd: str | Sequence[str]) -> str:
+    return f"$ {cmd if isinstance(cmd, str) else shlex.join(cmd)}\n"
+
+
+def run_logged(cmd: str | Sequence[str], cwd: Path, env: Mapping[str, str], log_path: Path, timeout: float, *,
+               shell: bool = False, header: str | None = None) -> ProcResult:
+    """Run `cmd` (an argv list, or a shell string with `shell=True`) in `cwd` with exactly `env`,
+    stdin from /dev/null and all output into `log_path` (after `header`, by default "$ cmd").
+    Never raises for a command that cannot start; re-raises KeyboardInterrupt and the like only
+    after the command's whole process group has been killed."""
+    if shell and not isinstance(cmd, str):
+        raise TypeError("shell=True takes the command as one string")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    pid_file = log_path.parent / PID_FILE  # lets the next run end this command if gitforge is SIGKILLed
+    start = time.monotonic()
+    timed_out = False
+    with open(log_path, "wb") as log:
+        log.write((_header(cmd) if header is None else header).encode())
+        log.flush()
+        args = cmd if isinstance(cmd, str) else list(cmd)
+        try:
+            proc = subprocess.Popen(args, shell=shell, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=dict(env), start_new_session=True)
+        except OSError as exc:
+            argv0 = "/bin/sh" if shell else (args if isinstance(args, str) else args[0])
+            code, message = _spawn_error(exc, argv0, Path(cwd))
+            log.write(f"[gitforge] {message}\n".encode())
+            return ProcResult(code, False, round(time.monotonic() - start, 3), log_path, message, error=message)
+        pid_file.write_text(str(proc.pid))
+        try:
+            code: int | None = proc.wait(timeout=timeout)
+            end_leftovers(proc.pid)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            kill_group(proc)
+            code = None
+        except BaseException:  # Ctrl-C or a kill of gitforge: the command's own session must go too
+            kill_group(proc)
+            pid_file.unlink(missing_ok=True)
+            raise
+    pid_file.unlink(missing_ok=True)
+    duration = time.monotonic() - start
+    text = read_tail(log_path)
+    if timed_out:
+        note = f"\n[gitforge] killed after {timeout:g}s timeout (process group {proc.pid})\n"
+        with open(log_path, "a", encoding="utf-8") as log_end:
+            log_end.write(note)
+        text += note
+    return ProcResult(code, timed_out, round(duration, 3), log_path, tail(text), pid=proc.pid)
