@@ -180,11 +180,8 @@ def _read_some(shown: list[tuple[str, int]], read: Reader) -> dict[str, Info]:
             continue
         total += len(data)
         lang = _LANG.get(_ext(path))
-        if is_binary(data):
-            infos[path] = (f"binary, {human_size(len(data))}", ())
-        else:
-            infos[path] = (plural(count_lines(data), "line"),
-                           _symbols(data.decode("utf-8", "replace"), lang) if lang else ())
+        infos[path] = (f"binary, {human_size(len(data))}", ()) if is_binary(data) else (
+            plural(count_lines(data), "line"), _symbols(data.decode("utf-8", "replace"), lang) if lang else ())
     return infos
 
 
@@ -195,8 +192,7 @@ def _symbols(text: str, lang: str) -> tuple[str, ...]:
     container: list[str] | None = None
     for line in text.splitlines():
         if not line or line[0] in " \t":
-            m = member.match(line) if member and container is not None else None
-            if m and container is not None:
+            if member and container is not None and (m := member.match(line)):
                 container.append(m[1])
         elif m := top.match(line):
             found.append([_signature(line, m[0])])
@@ -284,16 +280,16 @@ def file_context(paths: Iterable[str], read: Reader, limit: int = 60_000) -> str
     used = 0
     for path in dict.fromkeys(paths):
         room = limit - used - 400  # kept for the note naming omitted files
-        data = read(path) if not omitted and room > 0 else None
+        data = read(path) if not omitted and room > 0 else b"\0"
         if omitted or room <= 0:
-            block = None
+            block: str | None = None  # keep the caller's order: nothing after the first file left out
         elif data is None:
             block = f"{path}: not in the repository at the base commit (skipped)"
         elif is_binary(data):
             block = f"{path}: binary file, {len(data):,} bytes (not shown)"
         else:
             block = _fenced(path, data, room)
-        if block is None:
+        if block is None or len(block) > room:
             omitted.append(path)
         else:
             blocks.append(block)

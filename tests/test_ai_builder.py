@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import PY, git, make_diff, phase_md, run_cli
-from fake_api import FakeAnthropic, error, message, text, tool_use
+from fake_api import FakeAnthropic, delay, error, message, text, tool_use
 
 KEY = "sk-ant-test-KEY0123456789abcdef"
 BASE = {"calc.py": "def add(a, b):\n    return a + b\n"}
@@ -294,3 +294,21 @@ def test_a_model_without_a_price_is_a_configuration_error(make_repo, api):
     proc = next_(root, api)
     assert proc.returncode == 2 and "no price for model 'claude-unknown-9'" in proc.stderr
     assert api.requests == []
+
+
+def test_a_refused_key_is_a_configuration_error(make_repo, api):
+    root = repo(make_repo)
+    api.script(error(401, message="invalid x-api-key"))
+    proc = next_(root, api)
+    assert proc.returncode == 2 and "refused the key" in proc.stderr
+    assert record_of(root)["status"] == "failed"
+    no_key_anywhere(root)
+
+
+def test_a_request_that_times_out_fails_the_phase_for_a_later_run(make_repo, api, tmp_path):
+    root = repo(make_repo, "llm: {timeout: 0.5, max_retries: 0}\n")
+    api.script(delay(5, submit(diff_for(tmp_path, "a * b"))))
+    proc = next_(root, api)
+    assert proc.returncode == 1
+    rec = record_of(root)
+    assert "did not answer within 0.5s" in rec["reason"] and rec["retryable"] is True

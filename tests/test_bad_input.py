@@ -79,7 +79,7 @@ def test_phase_without_patch_or_builder(make_repo):
     proc = run_cli("next", cwd=root)
     assert proc.returncode == 2
     assert "phase 1 (Needs a builder) has no ### Patch block" in proc.stderr
-    for option in ("### Patch", "builder.kind: anthropic", "not in this version"):
+    for option in ("### Patch", "builder.kind to anthropic or command", "ANTHROPIC_API_KEY", "kind: command"):
         assert option in proc.stderr
     assert snapshot(root) == before
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from conftest import git, run_cli, write
 
@@ -86,3 +87,18 @@ def test_installed_package_finds_its_hooks_and_templates(tmp_path):
             "print((h / 'pre-push').is_file(), (t / 'demo' / 'BACKLOG.md').is_file(), (t / 'BACKLOG.md').is_file())")
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert proc.stdout.split() == ["True", "True", "True"], proc.stderr
+
+
+def test_a_patch_phase_does_not_import_anthropic(make_repo, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import make_diff, phase_md
+
+    patch = make_diff({"a.txt": "1\n"}, {"a.txt": "2\n"}, tmp_path)
+    root = make_repo({"a.txt": "1\n"}, [phase_md("1", "Bump", patch=patch)],
+                     otto="builder: {kind: anthropic}\npilot: true\n")
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "gitforge", "next"], cwd=root,
+                          capture_output=True, text=True, env={**os.environ, "ANTHROPIC_API_KEY": "sk-ant-test-000000000"})
+    assert proc.returncode == 0, proc.stderr
+    assert not [l for l in proc.stderr.splitlines() if l.rstrip().endswith(" anthropic")]

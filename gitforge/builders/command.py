@@ -139,7 +139,8 @@ class CommandBuilder:
     def describe(self) -> dict:
         return {"kind": self.kind, "command": self.cfg.command}
 
-    def start(self, job: Job) -> None:
+    def start(self, job: Job, caller=None) -> None:
+        """`caller` (model calls) is unused: the agent brings its own model."""
         self.job = job
         (job.run_dir / "agent").mkdir(parents=True, exist_ok=True)
 

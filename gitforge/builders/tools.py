@@ -107,8 +107,8 @@ class RepoTools:
         p = self._check(path, root_ok=True)
         kind = self.view.kind(p) if p else "dir"
         if kind is None:
-            folders = {q.rsplit("/", i)[0] for q in self.paths for i in range(1, q.count("/") + 1)}
-            raise _Refused(self._missing(p, sorted(folders)))
+            known = {q.rsplit("/", i)[0] for q in self.paths for i in range(1, q.count("/") + 1)}
+            raise _Refused(self._missing(p, sorted(known)))
         if kind == "link":
             return self._link(p, self.view.read(p) or b""), False
         if kind != "dir":
@@ -195,26 +195,11 @@ class RepoTools:
     def _check(self, raw: str, root_ok: bool = False) -> str:
         """The path normalized to `a/b`, or _Refused saying why the model may not have it."""
         path = raw.strip()
-        why = ""
-        if any(ord(c) < 32 or ord(c) == 127 for c in path):
-            why = "the path contains a control character"
-        elif "\\" in path:
-            why = "backslashes are not allowed; separate folders with '/'"
-        elif path.startswith("/") or _DRIVE.match(path):
-            why = "absolute paths are not allowed; give a path relative to the repository root"
         parts = [part for part in path.split("/") if part not in ("", ".")]
-        if not why and ".." in parts:
-            why = "'..' is not allowed: paths stay inside the repository"
-        elif not why and not parts and not root_ok:
-            why = "the path is empty; give a file path relative to the repository root"
-        elif not why and any(part.casefold().rstrip(". ") in (".git", "git~1") for part in parts):
-            why = "nothing under .git/ can be read"
-        elif not why and parts and parts[0].casefold() == ".forge":
-            why = "nothing under .forge/ (gitforge's own state) can be read"
         p = "/".join(parts)
         pattern = next((pat for pat in self.protected if p and matches_protected(p, pat)), None)
-        if not why and pattern is not None:
-            why = f"'{p}' is protected (matches '{pattern}'); its content is not available"
+        why = _shape_problem(path, parts, root_ok) or (
+            f"'{p}' is protected (matches '{pattern}'); its content is not available" if pattern else "")
         if why:
             raise _Refused(f"refused {raw!r}: {why}")
         return p
@@ -252,6 +237,25 @@ class RepoTools:
         close = close or [c for c in difflib.get_close_matches(path, candidates, n=8, cutoff=0.6) if c not in hidden]
         hint = f"; did you mean: {', '.join(close[:5])}?" if close else "; call list_dir to see what exists"
         return f"'{path}' does not exist at the base commit{hint}"
+
+
+def _shape_problem(path: str, parts: list[str], root_ok: bool) -> str:
+    """Why a path string cannot name something the model may read inside the repository ("" if it can)."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in path):
+        return "the path contains a control character"
+    if "\\" in path:
+        return "backslashes are not allowed; separate folders with '/'"
+    if path.startswith("/") or _DRIVE.match(path):
+        return "absolute paths are not allowed; give a path relative to the repository root"
+    if ".." in parts:
+        return "'..' is not allowed: paths stay inside the repository"
+    if not parts and not root_ok:
+        return "the path is empty; give a file path relative to the repository root"
+    if any(part.casefold().rstrip(". ") in (".git", "git~1") for part in parts):
+        return "nothing under .git/ can be read"
+    if any(part.casefold() == ".forge" for part in parts):
+        return "nothing under .forge/ (gitforge's own state) can be read"
+    return ""
 
 
 def _numbered(path: str, text: str, start: int, end: int | None) -> str:
