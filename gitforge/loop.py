@@ -147,8 +147,13 @@ class FixLoop:
                     plan = make_plan(self.caller, self.cfg.planner.model, self.job, feedback, self.job.plan)
                 except PlanFailed as e:
                     self.ui.warn(f"replanning failed ({e}); starting over without a plan")
-            self.builder.replan(plan, why)
-            return None, None, None
+            replan = getattr(self.builder, "replan", None)
+            if replan is not None:  # a fresh conversation that starts from `why`
+                replan(plan, why)
+                return None, None, None
+            self.job.plan = plan  # an agent starts over in a clean worktree, told why
+            self.git.worktree_reset(self.wt.path, self.wt.branch, self.wt.base)
+            return None, why + "\n\nThe worktree was reset to the base commit: start over.", None
         if d.action == "execute_fix":
             built, note = execute_fix(d.commands, self.cfg.execute_fix.commands, self.job, self.wt, self.git,
                                       n, self.env, self.attempts[-1])

@@ -312,3 +312,30 @@ def test_a_request_that_times_out_fails_the_phase_for_a_later_run(make_repo, api
     assert proc.returncode == 1
     rec = record_of(root)
     assert "did not answer within 0.5s" in rec["reason"] and rec["retryable"] is True
+
+
+def test_pilot_replan_starts_a_fresh_conversation_with_a_new_plan(make_repo, api, tmp_path):
+    root = repo(make_repo, "planner: {enabled: true}\nmax_attempts: 4\n")
+    plan1 = message(tool_use("submit_plan", {"files": ["calc.py"], "approach": "add mul with +"}))
+    plan2 = message(tool_use("submit_plan", {"files": ["calc.py"], "approach": "add mul with *"}))
+    api.script(plan1, submit(diff_for(tmp_path, "a + b")), submit(diff_for(tmp_path, "a - b")),
+               decide("replan", 0.9), plan2, submit(diff_for(tmp_path, "a * b")))
+    proc = next_(root, api)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    bodies = api.bodies()
+    replanner, fresh = bodies[4], bodies[5]
+    assert "add mul with +" in user_texts(replanner) and "Plan a different approach" in user_texts(replanner)
+    assert len(fresh["messages"]) == 1  # a new conversation, not the old one continued
+    task = fresh["messages"][0]["content"][1]["text"]
+    assert "add mul with *" in task and "Why this is a fresh start" in task and "AssertionError: -1" in task
+    assert note_of(root)["plan"]["approach"] == "add mul with *"
+
+
+def test_pilot_rollback_discards_the_run(make_repo, api, tmp_path):
+    root = repo(make_repo)
+    api.script(submit(diff_for(tmp_path, "a + b")), submit(diff_for(tmp_path, "a - b")), decide("rollback_run"))
+    proc = next_(root, api)
+    assert proc.returncode == 1 and status_of(root) == "Failed"
+    rec = record_of(root)
+    assert "rolled the run back" in rec["reason"] and rec["retryable"] is True
+    assert "def mul" not in (Path(rec["worktree"]) / "calc.py").read_text()

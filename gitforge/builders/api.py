@@ -67,7 +67,7 @@ class ApiBuilder:
 
     # -- one attempt ----------------------------------------------------------------------
     def build(self, attempt: int, feedback: str | None) -> Built:
-        if attempt > 1 or feedback:
+        if self._open_submit or self._note or len(self.messages) > 1:  # not a fresh conversation
             self._answer(feedback or "Try again.")
         for _ in range(self.max_turns):
             self._move_breakpoint()
