@@ -9,12 +9,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gitforge.llm import Client, LLMError, Reply
+from gitforge.llm import Client, LLMError, Reply, Usage
 from gitforge.redact import redact_obj
 from gitforge.spend import Meter
 from gitforge.state import append_jsonl, now_iso
 
 TRANSCRIPT = "transcript.jsonl"
+_NO_USAGE = Usage()
 
 
 class Caller:
@@ -25,7 +26,9 @@ class Caller:
         self.run_dir = run_dir
         self.secrets = list(secrets)
         self.on_call = on_call
-        self._logged: dict[int, int] = {}  # id(messages list) -> how many are in the transcript
+        # id(messages list) -> (that list, how many of its messages are in the transcript); holding
+        # the list keeps its id from being reused by a new conversation
+        self._logged: dict[int, tuple[list, int]] = {}
 
     def call(self, role: str, *, model: str, system: Sequence[Mapping[str, Any]],
              messages: list[dict[str, Any]], tools: Sequence[Mapping[str, Any]] = (),
@@ -37,11 +40,15 @@ class Caller:
             reply = self.client.create(model=model, system=system, messages=messages, tools=tools,
                                        tool_choice=tool_choice, max_tokens=max_tokens)
         except LLMError as e:
+            if e.kind == "timeout":  # the server may have worked (and billed) before we gave up
+                self.meter.record(role, model, _NO_USAGE, usd=round(estimate * e.attempts, 6), estimated=True,
+                                  stop_reason=None, attempt=attempt, error=e.message)
             self._transcribe(role, model, system, messages, tools, {"error": e.message, "kind": e.kind,
                                                                      "status": e.status}, attempt)
             raise
         call = self.meter.record(role, model, reply.usage, stop_reason=reply.stop_reason, attempt=attempt,
-                                 duration=round(time.monotonic() - start, 3), estimate_usd=round(estimate, 6),
+                                 duration=reply.duration, wall=round(time.monotonic() - start, 3),
+                                 estimate_usd=round(estimate, 6),
                                  request_id=reply.request_id)
         self._transcribe(role, model, system, messages, tools,
                          {"stop_reason": reply.stop_reason, "content": reply.content, "usage": call}, attempt)
@@ -54,14 +61,14 @@ class Caller:
         """One line per call: the system prompt and tool names the first time a conversation is
         seen, then only the messages it has not logged yet, and the reply."""
         key = id(messages)
-        seen = self._logged.get(key)
+        seen = self._logged[key][1] if key in self._logged else None
         line: dict[str, Any] = {"at": now_iso(), "role": role, "model": model, "attempt": attempt}
         if seen is None:
             line["system"] = [b.get("text", "") for b in system]
             line["tools"] = [t.get("name") for t in tools]
         line["messages"] = messages[seen or 0:]
         line["response"] = response
-        self._logged[key] = len(messages)
+        self._logged[key] = (messages, len(messages))
         append_jsonl(self.run_dir / TRANSCRIPT, redact_obj(line, self.secrets))
 
 

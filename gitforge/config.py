@@ -54,7 +54,7 @@ class PlannerConfig(_Section):
 
 class LLMConfig(_Section):
     max_retries: int = Field(default=4, ge=0)       # the SDK's own retries: 429, 529, 5xx, connection
-    timeout: float = Field(default=300.0, gt=0)     # seconds per request
+    timeout: float = Field(default=600.0, gt=0)     # seconds per request (16,000 tokens can take 5 minutes)
     pilot_model: str = Field(default="claude-haiku-5-5", min_length=1)
     pilot_strong_model: str = Field(default="claude-opus-5-5", min_length=1)
     escalate_below: float = Field(default=0.6, ge=0, le=1)  # pilot confidence that asks the strong model

@@ -133,6 +133,7 @@ class Engine:
         pool = Pool(ctx.git, self.store, cfg.worktrees.setup, cfg.worktrees.include, cfg.worktrees.pool_size)
         attempts: list[Attempt] = []
         self.meter.start_phase(phase.id)
+        self._loop = None
         try:
             with pool.acquire(record["branch"], base, run_id, run_dir) as wt:
                 record.update(worktree=str(wt.path), step="build")
@@ -143,8 +144,8 @@ class Engine:
                                wt=wt, specs=specs, env=env, caller=self._caller(run_dir, record), meter=self.meter,
                                on_attempt=self._attempt_saver(record, attempts), on_gate=self._gate_printer(),
                                commit_message=f"Phase {phase.id}: {phase.title} (candidate)")
+                self._loop = loop
                 end = loop.run()
-                record.update(plan=end.plan.to_json() if end.plan else None, decisions=end.decisions)
                 if not end.ok:
                     wt.keep, wt.keep_reason = True, end.reason
                     return self._fail(phase, record, attempts, end.reason, retryable=end.retryable,
@@ -178,7 +179,8 @@ class Engine:
         git = self.ctx.git
         return Job(phase=phase, workdir=wt.path, base=wt.base, view=git.view(wt.base), files=git.list_files(wt.base),
                    run_dir=run_dir, env=dict(env), protected=tuple(self.ctx.cfg.policy.protected_paths),
-                   capture=lambda: git.capture_worktree(wt.path, wt.branch, wt.base, CAPTURE_EXCLUDE))
+                   capture=lambda: git.capture_worktree(wt.path, wt.branch, wt.base, CAPTURE_EXCLUDE),
+                   reset=lambda: git.worktree_reset(wt.path, wt.branch, wt.base))
 
     def _caller(self, run_dir: Path, record: dict) -> Caller | None:
         """Model calls for the builder, planner and pilot: only when there is a key."""
@@ -254,8 +256,15 @@ class Engine:
                     "decisions": record.get("decisions", [])}
         return note
 
+    def _loop_state(self, record: dict) -> None:
+        """The plan and the pilot's decisions, however the loop ended (a budget stop raises)."""
+        loop = getattr(self, "_loop", None)
+        if loop is not None:
+            record.update(plan=loop.job.plan.to_json() if loop.job.plan else None, decisions=loop.decisions)
+
     def _land(self, phase: Phase, record: dict, attempts: list[Attempt], work: Work) -> Landing:
         self.ui.step(f"landing on {self.ctx.target}")
+        self._loop_state(record)
         note = self._note(record, attempts, "landed")
 
         def before_move(commit: str) -> None:
@@ -280,6 +289,7 @@ class Engine:
     def _fail(self, phase: Phase, record: dict, attempts: list[Attempt], reason: str, retryable: bool,
               status: str = "Failed") -> Outcome:
         record.update(retryable=retryable, reason=reason, llm=by_role(self.meter.phase_calls()))
+        self._loop_state(record)
         verb = "was skipped" if status == "Skipped" else "failed"
         self.ui.fail(f"Phase {phase.id} {verb}: {reason.splitlines()[0] if reason else ''}")
         out = Outcome("skipped" if status == "Skipped" else "failed", reason, phase=phase, run_id=record["run_id"],

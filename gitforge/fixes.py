@@ -16,6 +16,7 @@ from gitforge.builders.base import Built, Job
 from gitforge.git import clean_env
 from gitforge.pipeline import Attempt
 from gitforge.proc import run_logged
+from gitforge.redact import redact, redact_file, without_own_secrets
 from gitforge.worktree import write_files
 
 FIX_TIMEOUT = 600.0
@@ -62,13 +63,15 @@ def execute_fix(commands: Sequence[str], allowed: Sequence[str], job: Job, wt, g
     savepoint = job.capture()
     (fix_dir / f"savepoint-{number}.diff").write_text(savepoint, encoding="utf-8", errors="surrogateescape")
     for k, argv in enumerate(argvs, 1):
-        result = run_logged(argv, wt.path, clean_env(env), fix_dir / f"attempt-{number}-{k}.log", FIX_TIMEOUT)
+        result = run_logged(argv, wt.path, without_own_secrets(clean_env(env)), fix_dir / f"attempt-{number}-{k}.log",
+                            FIX_TIMEOUT)
+        redact_file(result.log)
         if not result.ok:
             git.worktree_reset(wt.path, wt.branch, wt.base)  # back to the savepoint
             write_files(wt.path, last.changes)
             why = result.error or ("timed out" if result.timed_out else f"exited with code {result.exit_code}")
             return None, (f"fix command `{shlex.join(argv)}` {why}; the worktree was restored to the savepoint.\n"
-                          f"{result.tail}")
+                          f"{redact(result.tail)}")
     diff = job.capture()
     ran = ", ".join(f"`{shlex.join(a)}`" for a in argvs)
     if diff == savepoint:

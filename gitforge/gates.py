@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from gitforge.git import clean_env
+from gitforge.redact import redact, redact_file, secrets_from, without_own_secrets
 from gitforge.proc import PID_FILE, read_tail, run_logged, tail
 
 __all__ = ["GateSpec", "GateResult", "gate_specs", "run_gate", "run_gates", "describe_failure", "end_orphans",
@@ -75,9 +76,11 @@ def end_orphans(run_dir: Path, worktree: str | None) -> list[int]:
 def run_gate(spec: GateSpec, cwd: Path, log_dir: Path, env: dict[str, str] | None = None) -> GateResult:
     """One gate, as a shell command, logged to `<log_dir>/<name>.log` (see `proc.run_logged`)."""
     log_path = log_dir / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', spec.name)}.log"
-    result = run_logged(spec.run, cwd, clean_env(env), log_path, spec.timeout, shell=True)
+    secrets = secrets_from()
+    result = run_logged(spec.run, cwd, without_own_secrets(clean_env(env)), log_path, spec.timeout, shell=True)
+    redact_file(result.log, secrets)  # a gate's output becomes feedback, records and prompts
     return GateResult(spec.name, spec.run, spec.source, result.exit_code, result.duration, result.timed_out,
-                      str(result.log), result.tail)
+                      str(result.log), redact(result.tail, secrets))
 
 
 def run_gates(specs: Sequence[GateSpec], cwd: Path, log_dir: Path, env: dict[str, str] | None = None,

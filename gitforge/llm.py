@@ -88,9 +88,10 @@ class Client:
         if tool_choice:
             request["tool_choice"] = dict(tool_choice)
         retries = self._settings["max_retries"]
+        sdk = self._client()  # the first call pays the import: not part of the request's time
         start = time.monotonic()
         try:
-            msg = self._client().messages.create(**request)
+            msg = sdk.messages.create(**request)
         except anthropic.APIStatusError as e:
             raise _status_error(e, model, retries) from None
         except anthropic.APITimeoutError:

@@ -20,6 +20,7 @@ from gitforge.patch.policy import in_scope
 from gitforge.pilot import Decision, Pilot, signature
 from gitforge.pipeline import Attempt, dropped, run_attempt
 from gitforge.planner import PlanFailed, make_plan
+from gitforge.worktree import write_files
 
 SAME_ERROR_LIMIT = 3
 
@@ -76,8 +77,8 @@ class FixLoop:
             if seen[signature(att)] >= SAME_ERROR_LIMIT:
                 return self._end(False, reason=f"the same error {SAME_ERROR_LIMIT} times: {att.reason}",
                                  retryable=False)
-            if built.final:
-                return self._end(False, reason=att.reason)
+            if built.final:  # e.g. an agent that hung: a later run would only hang again
+                return self._end(False, reason=att.reason, retryable=False)
             if n == cfg.max_attempts:
                 break
             feedback = feedback_for(att)
@@ -97,7 +98,7 @@ class FixLoop:
 
     # -- steps ----------------------------------------------------------------------------
     def _plan(self) -> Plan | None:
-        if not self.cfg.planner.enabled:
+        if not self.cfg.planner.enabled or self.builder.kind == "patch":  # a written patch needs no plan
             return None
         if self.caller is None:
             self.ui.warn("planner.enabled, but there is no ANTHROPIC_API_KEY: building without a plan")
@@ -125,6 +126,9 @@ class FixLoop:
                 if outside:
                     att.notices.append(f"outside the plan's files: {', '.join(outside)}")
                     self.ui.warn(att.notices[-1])
+        if att.stage == "gates":  # drop what the gates left (reports, caches): an agent or a fix
+            self.git.worktree_reset(self.wt.path, self.wt.branch, self.wt.base)  # command must not
+            write_files(self.wt.path, att.changes)                                # capture it
         att.summary = built.summary
         self.attempts.append(att)
         self.on_attempt(att)
@@ -147,13 +151,8 @@ class FixLoop:
                     plan = make_plan(self.caller, self.cfg.planner.model, self.job, feedback, self.job.plan)
                 except PlanFailed as e:
                     self.ui.warn(f"replanning failed ({e}); starting over without a plan")
-            replan = getattr(self.builder, "replan", None)
-            if replan is not None:  # a fresh conversation that starts from `why`
-                replan(plan, why)
-                return None, None, None
-            self.job.plan = plan  # an agent starts over in a clean worktree, told why
-            self.git.worktree_reset(self.wt.path, self.wt.branch, self.wt.base)
-            return None, why + "\n\nThe worktree was reset to the base commit: start over.", None
+            self.builder.replan(plan, why)  # a fresh start (conversation, or clean worktree) told why
+            return None, None, None
         if d.action == "execute_fix":
             built, note = execute_fix(d.commands, self.cfg.execute_fix.commands, self.job, self.wt, self.git,
                                       n, self.env, self.attempts[-1])

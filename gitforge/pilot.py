@@ -17,7 +17,8 @@ from gitforge.builders import prompts
 from gitforge.builders.base import Plan
 from gitforge.calls import Caller
 from gitforge.pipeline import Attempt
-from gitforge.spend import Meter
+from gitforge.llm import LLMError
+from gitforge.spend import BudgetExceeded, Meter
 
 MAX_TOKENS = 2000
 _NOISE = re.compile(r"0x[0-9a-f]+|\b[0-9a-f]{12,}\b|\d+(\.\d+)?|/tmp/\S+|\.forge/\S+", re.I)
@@ -50,8 +51,9 @@ def signature(att: Attempt) -> str:
 def rule_decision(att: Attempt) -> Decision | None:
     """A decision for a failure whose cause is known, or None when a model should look."""
     if att.stage == "build":
-        return Decision("retry_with_fix", hint="Finish with one submit_patch call holding a complete, compact "
-                        "diff (only changed lines and 3 lines of context).", reason=f"builder: {att.reason}")
+        hint = ("Send a compact diff: only the changed lines with 3 lines of context." if "cut off" in att.reason
+                else "")
+        return Decision("retry_with_fix", hint=hint, reason=f"builder: {att.reason}")
     if att.stage == "validate":
         return Decision("retry_with_fix", hint="Keep the patch inside the policy: " + "; ".join(att.details[:5]),
                         reason="the patch was refused by the policy")
@@ -91,11 +93,17 @@ class Pilot:
             return Decision("retry_with_fix", reason=f"pilot not consulted: {why_not}", source="default")
         messages = [{"role": "user", "content": [{"type": "text",
                                                   "text": self._brief(phase_text, attempts, plan, last_diff)}]}]
-        decision = self._ask(self.cheap, messages)
+        try:
+            decision = self._ask(self.cheap, messages)
+        except (LLMError, BudgetExceeded) as e:  # triage is advice: without it, the loop just retries
+            return Decision("retry_with_fix", reason=f"pilot not consulted: {e}", source="default")
         complex_ = len(last.changes) > 8 or len({signature(a) for a in attempts}) >= 3
         if (decision.confidence < self.escalate_below or complex_) and self.strong != self.cheap \
                 and self.meter.pilot_allowed() is None:
-            decision = self._ask(self.strong, messages)
+            try:
+                decision = self._ask(self.strong, messages)
+            except (LLMError, BudgetExceeded) as e:
+                decision.reason += f" (the strong model could not be asked: {e})"
         return decision
 
     def _ask(self, model: str, messages: list[dict]) -> Decision:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 MASK = "[REDACTED]"
 # Anthropic keys, and the usual shapes of other providers' keys an agent might print.
@@ -15,6 +16,25 @@ _PATTERNS = re.compile(
     r"|(?i:bearer)\s+[A-Za-z0-9._\-]{20,}"
     r"|gh[pousr]_[A-Za-z0-9]{20,}")
 SECRET_VARS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "OPENAI_API_KEY", "GITHUB_TOKEN", "GH_TOKEN")
+# gitforge's own credentials: never handed to code a model wrote (gates, fix commands, setup)
+OWN_VARS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
+
+
+def without_own_secrets(env: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k not in OWN_VARS}
+
+
+def redact_file(path: Path, secrets: Iterable[str] | None = None) -> None:
+    """Mask secrets in a log in place, line by line (logs can be large; no secret spans a newline)."""
+    secrets = list(secrets_from() if secrets is None else secrets)
+    if not path.is_file():
+        return
+    tmp = path.with_name(path.name + ".redact")
+    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as src, \
+            open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="") as dst:
+        for line in src:
+            dst.write(redact(line, secrets))
+    os.replace(tmp, path)
 
 
 def secrets_from(environ: Mapping[str, str] | None = None, names: Iterable[str] = SECRET_VARS) -> list[str]:

@@ -93,9 +93,10 @@ class Meter:
                                  f"budgets.failures_per_run = {self.budgets.failures_per_run}",
                                  hint="look at the failures (gitforge show), then raise the budget if needed")
 
-    def record(self, role: str, model: str, usage: Usage, **extra) -> dict:
-        call = {"phase": self.phase, "role": role, "model": model, **usage.to_json(),
-                "usd": round(self.cost(model, usage), 6), **extra}
+    def record(self, role: str, model: str, usage: Usage, usd: float | None = None, **extra) -> dict:
+        """One call's usage and cost (`usd` given for a call that failed without usage: its estimate)."""
+        cost = round(self.cost(model, usage), 6) if usd is None else usd
+        call = {"phase": self.phase, "role": role, "model": model, **usage.to_json(), "usd": cost, **extra}
         self.calls.append(call)
         return call
 

@@ -257,6 +257,52 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
 
+def protocol_errors(body: dict) -> list[str]:
+    """The checks of the real Messages API that a client can get wrong: non-empty content and
+    text, every tool_use answered by a tool_result in the very next user message (and no
+    tool_result without its tool_use), tool_results first in their message, at most 4
+    cache_control breakpoints, the first message from the user."""
+    problems: list[str] = []
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return ["messages: at least one message is required"]
+    if messages[0].get("role") != "user":
+        problems.append("messages.0: the first message must use the user role")
+    marks = sum(isinstance(b, dict) and "cache_control" in b
+                for part in (body.get("tools") or [], body.get("system") if isinstance(body.get("system"), list)
+                             else [], *[m.get("content") if isinstance(m.get("content"), list) else []
+                                        for m in messages]) for b in part)
+    if marks > 4:
+        problems.append(f"a maximum of 4 blocks with cache_control may be provided; found {marks}")
+    owed: set[str] = set()
+    for i, m in enumerate(messages):
+        content = m.get("content")
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        if not isinstance(blocks, list) or not blocks:
+            problems.append(f"messages.{i}: all messages must have non-empty content")
+            continue
+        for j, b in enumerate(blocks):
+            if b.get("type") == "text" and not str(b.get("text", "")).strip():
+                problems.append(f"messages.{i}.content.{j}: text content blocks must contain non-whitespace text")
+        results = [b.get("tool_use_id") for b in blocks if b.get("type") == "tool_result"]
+        if m.get("role") == "user":
+            if owed and not owed <= set(results):
+                problems.append(f"messages.{i}: tool_use ids {sorted(owed - set(results))} have no tool_result "
+                                "in the next message")
+            stray = set(results) - owed
+            if stray:
+                problems.append(f"messages.{i}: tool_result for unknown tool_use ids {sorted(stray)}")
+            kinds = [b.get("type") for b in blocks]
+            if results and kinds[:len(results)] != ["tool_result"] * len(results):
+                problems.append(f"messages.{i}: tool_result blocks must come first")
+            owed = set()
+        else:
+            if owed:
+                problems.append(f"messages.{i}: tool_use ids {sorted(owed)} were never answered")
+            owed = {b.get("id") for b in blocks if b.get("type") == "tool_use"}
+    return problems
+
+
 class FakeAnthropic:
     """A scripted Anthropic Messages API on 127.0.0.1 (a context manager)."""
 
@@ -361,9 +407,13 @@ class FakeAnthropic:
         with self._lock:
             self.requests.append(record)
             reply = None
-            if method == "POST" and path.rstrip("/") == "/v1/messages" and not bad_json:
+            invalid = protocol_errors(body) if isinstance(body, dict) else []
+            if method == "POST" and path.rstrip("/") == "/v1/messages" and not bad_json and not invalid:
                 reply = self._queue.popleft() if self._queue else None
-        if method != "POST" or path.rstrip("/") != "/v1/messages":
+        if invalid:  # what the real API refuses with a 400: a bug in the client, never scripted
+            self._unexpected(f"{method} {target}: invalid request: {'; '.join(invalid)}")
+            result = self._error_response(Error(400, message="fake_api: " + "; ".join(invalid)))
+        elif method != "POST" or path.rstrip("/") != "/v1/messages":
             self._unexpected(f"{method} {target}: no such endpoint in the fake")
             result = self._error_response(Error(404, message=f"fake_api: no route {method} {path}"))
         elif bad_json or not isinstance(body, dict):

@@ -339,3 +339,77 @@ def test_pilot_rollback_discards_the_run(make_repo, api, tmp_path):
     rec = record_of(root)
     assert "rolled the run back" in rec["reason"] and rec["retryable"] is True
     assert "def mul" not in (Path(rec["worktree"]) / "calc.py").read_text()
+
+
+# --- found in review -------------------------------------------------------------------------
+
+def test_gates_never_see_the_key_and_their_output_is_redacted(make_repo, api, tmp_path):
+    leak = f"{PY} -c 'import os; print(\"key:\", os.environ.get(\"ANTHROPIC_API_KEY\"), \"sk-ant-\" + \"api03-leaked\" * 2)'"
+    root = make_repo(BASE, [phase_md("1", "Add mul")],
+                     otto=f"verify:\n  - {{name: leak, run: {json.dumps(leak + ' && false')}}}\n"
+                          "builder: {kind: anthropic}\nmax_attempts: 2\npilot: false\n")
+    api.script(submit(diff_for(tmp_path, "a * b")), submit(diff_for(tmp_path, "a * b")))
+    proc = next_(root, api)
+    assert proc.returncode == 1
+    fed_back = user_texts(api.bodies()[1])
+    assert "key: None" in fed_back and "sk-ant-api03-leaked" not in fed_back and "[REDACTED]" in fed_back
+    no_key_anywhere(root)
+    for path in (root / ".forge").rglob("*.log"):
+        assert "sk-ant-api03-leaked" not in path.read_text()
+
+
+def test_protected_files_never_reach_the_prompt(make_repo, api, tmp_path):
+    root = make_repo({**BASE, ".env.test": "DB_PASSWORD=hunter2\n"},
+                     [phase_md("1", "Add mul").replace("1. Do it.", "1. Use .env.test and calc.py.")], otto=otto())
+    api.script(submit(diff_for(tmp_path, "a * b")))
+    assert next_(root, api).returncode == 0
+    sent = json.dumps(api.bodies()[0])
+    assert "hunter2" not in sent and "def add" in sent
+
+
+def test_an_empty_reply_is_not_sent_back(make_repo, api, tmp_path):
+    root = repo(make_repo)
+    api.script(message([text(" ")], stop_reason="end_turn"), message([], stop_reason="end_turn"),
+               submit(diff_for(tmp_path, "a * b")))
+    proc = next_(root, api)  # the fake refuses (400) what the real API refuses: empty turns
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Call submit_patch" in user_texts(api.bodies()[2])
+
+
+def test_a_second_submit_in_one_reply_is_answered(make_repo, api, tmp_path):
+    root = repo(make_repo)
+    both = message([tool_use("submit_patch", {"diff": diff_for(tmp_path, "a + b"), "summary": "one"}),
+                    tool_use("submit_patch", {"diff": diff_for(tmp_path, "a * b"), "summary": "two"})])
+    api.script(both, submit(diff_for(tmp_path, "a * b")))
+    assert next_(root, api).returncode == 0
+    assert "only the first submit_patch" in user_texts(api.bodies()[1])
+
+
+def test_no_planner_call_for_a_phase_with_its_own_patch(make_repo, api, tmp_path):
+    patch = diff_for(tmp_path, "a * b")
+    root = make_repo(BASE, [phase_md("1", "Add mul", patch=patch)],
+                     otto=otto("planner: {enabled: true}\npolicy: {scope: refuse}\n"))
+    assert next_(root, api).returncode == 0
+    assert api.requests == []
+
+
+def test_the_plan_and_decisions_are_kept_when_a_budget_stops_the_loop(make_repo, api, tmp_path):
+    root = repo(make_repo, "planner: {enabled: true}\nllm: {max_retries: 0}\n")
+    plan = message(tool_use("submit_plan", {"files": ["calc.py"], "approach": "add mul"}))
+    api.script(plan, submit(diff_for(tmp_path, "a + b")), submit(diff_for(tmp_path, "a - b")),
+               decide("retry_with_fix", hint="multiply"), error(529))
+    proc = next_(root, api)
+    assert proc.returncode == 1
+    rec = record_of(root)
+    assert rec["plan"]["approach"] == "add mul" and rec["decisions"][0]["hint"] == "multiply"
+    assert note_of(root)["plan"]["files"] == ["calc.py"]
+
+
+def test_a_pilot_escalation_that_fails_keeps_the_cheap_decision(make_repo, api, tmp_path):
+    root = repo(make_repo, "llm: {max_retries: 0}\n")
+    api.script(submit(diff_for(tmp_path, "a + b")), submit(diff_for(tmp_path, "a - b")),
+               decide("retry_with_fix", 0.1, hint="use a * b"), error(404, message="model not found"),
+               submit(diff_for(tmp_path, "a * b")))
+    proc = next_(root, api)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Hint from the reviewer: use a * b" in user_texts(api.bodies()[4])

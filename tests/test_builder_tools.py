@@ -358,3 +358,14 @@ def test_run_never_raises_and_never_leaks_a_secret(name, given_input):
     text, is_error = make().run(name, given_input)
     assert isinstance(text, str) and text and isinstance(is_error, bool)
     assert "hunter2" not in text and "SECRET key" not in text and "SECRET token" not in text
+
+
+def test_search_refuses_a_regex_that_can_backtrack_exponentially():
+    from gitforge.builders.tools import RepoTools
+    from gitforge.patch.tree import DictTree
+
+    tools = RepoTools(DictTree({"a.txt": "a" * 40 + "!\n"}), [("a.txt", 42)])
+    text, is_error = tools.run("search_text", {"pattern": "(a+)+$", "regex": True})
+    assert is_error and "exponential" in text
+    text, is_error = tools.run("search_text", {"pattern": "a{3}!", "regex": True})
+    assert not is_error and "a.txt:1" in text

@@ -49,7 +49,7 @@ def setup(make_repo, tmp_path):
                   run_dir=tmp_path / "run", env={"GITFORGE_RUN": "run-1", "GITFORGE_PHASE": "1",
                                                  "GITFORGE_WORKTREE": str(workdir)},
                   capture=lambda: g.capture_worktree(workdir, BRANCH, base, exclude=["**/__pycache__/**"]),
-                  protected=protected, plan=plan)
+                  reset=lambda: g.worktree_reset(workdir, BRANCH, base), protected=protected, plan=plan)
         cfg = BuilderConfig(kind="command", command=command, timeout=timeout,
                             **({} if allowlist is None else {"env_allowlist": allowlist}))
         builder = CommandBuilder(cfg, phase, environ=dict(os.environ) if environ is None else environ)

@@ -89,7 +89,7 @@ def test_an_agent_that_hangs_is_killed_with_its_children(make_repo, tmp_path):
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert time.monotonic() - start < 60
     rec = record_of(root)
-    assert "timed out" in rec["reason"] and len(rec["attempts"]) == 1
+    assert "timed out" in rec["reason"] and len(rec["attempts"]) == 1 and rec["retryable"] is False
     assert "**Status:** Failed" in git("show", "main:BACKLOG.md", cwd=root)
     for pid in map(int, pids.read_text().split()):
         assert not _alive(pid), pid
@@ -128,3 +128,22 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_what_a_gate_leaves_behind_is_not_captured(make_repo, tmp_path):
+    script = agent(tmp_path, """
+        p = pathlib.Path("calc.py")
+        text = p.read_text()
+        if "def mul" in text:
+            p.write_text(text.replace("a + b  # mul", "a * b"))
+        else:
+            p.write_text(text + "\\n\\ndef mul(a, b):\\n    return a + b  # mul\\n")
+    """)
+    root = repo(make_repo, f"{PY} {script}")
+    report = f"{PY} -c 'open(\"test-report.xml\", \"w\").write(\"<r/>\")' && " + CHECK
+    (root / "otto.yaml").write_text((root / "otto.yaml").read_text().replace(json.dumps(CHECK), json.dumps(report)))
+    git("commit", "-qam", "a gate that writes a report", cwd=root)
+    proc = run_cli("next", cwd=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    changed = set(git("show", "--name-only", "--format=", "main", cwd=root).split())
+    assert changed == {"calc.py", "BACKLOG.md", "PROGRESS.md"}

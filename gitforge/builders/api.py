@@ -49,11 +49,13 @@ class ApiBuilder:
 
     def _begin(self, plan: Plan | None, why: str | None = None) -> None:
         job = self.job
-        paths = [p for p, _ in job.files]
+        hidden = self.tools.hidden()  # protected files: neither listed nor shown, as read_file refuses them
+        files = [(p, n) for p, n in job.files if p not in hidden]
+        paths = [p for p, _ in files]
         named = list(plan.files) if plan else []
         named += [p for p in mentioned_files(job.phase.text, paths) if p not in named]
         read = job.view.read
-        context = ("# Repository map (base commit)\n\n" + repo_map(job.files, read, MAP_CHARS) + "\n\n"
+        context = ("# Repository map (base commit)\n\n" + repo_map(files, read, MAP_CHARS) + "\n\n"
                    + "# Files\n\n" + (file_context([p for p in named if p in set(paths)], read, FILE_CHARS)
                                       or "(none named yet: read what you need)") + "\n")
         task = prompts.phase_block(job.phase.text)
@@ -64,6 +66,7 @@ class ApiBuilder:
         task += "\nRead what you need, then call submit_patch with the complete diff."
         self.messages = [{"role": "user", "content": [prompts.cached(context), {"type": "text", "text": task}]}]
         self._open_submit, self._pending, self._note = None, [], None
+        self.generation = getattr(self, "generation", 0) + 1  # one transcript conversation per start
 
     # -- one attempt ----------------------------------------------------------------------
     def build(self, attempt: int, feedback: str | None) -> Built:
@@ -80,10 +83,14 @@ class ApiBuilder:
                               "with 3 lines of context.")
                 return Built.failed(f"the model's reply was cut off at max_tokens ({self.max_tokens}); "
                                     "nothing was applied")
-            self.messages.append({"role": "assistant", "content": reply.content})
+            content = [b for b in reply.content if not (b.get("type") == "text" and not b.get("text", "").strip())]
+            if content:  # the API refuses an empty assistant turn in the history
+                self.messages.append({"role": "assistant", "content": content})
             uses = reply.tool_uses()
             submit = next((u for u in uses if u["name"] == "submit_patch"), None)
-            results = [self._run_tool(u) for u in uses if u is not submit]
+            results = [self._run_tool(u) if u["name"] != "submit_patch" else
+                       _result(u["id"], "ignored: only the first submit_patch of a reply is used", True)
+                       for u in uses if u is not submit]
             if submit is not None:
                 self._open_submit, self._pending = submit["id"], results
                 return self._read_submission(submit.get("input"))
@@ -110,19 +117,15 @@ class ApiBuilder:
         return Built(diff=diff, summary=summary.strip())
 
     def _run_tool(self, use: dict) -> dict:
-        text, is_error = self.tools.run(use["name"], use.get("input"))
-        block = {"type": "tool_result", "tool_use_id": use["id"], "content": text}
-        if is_error:
-            block["is_error"] = True
-        return block
+        return _result(use["id"], *self.tools.run(use["name"], use.get("input")))
 
     # -- the conversation -----------------------------------------------------------------
     def _answer(self, feedback: str) -> None:
         text = "\n\n".join(t for t in (self._note, feedback) if t)
         self._note = None
         if self._open_submit:
-            self._add_user([*self._pending, {"type": "tool_result", "tool_use_id": self._open_submit,
-                                              "content": text, "is_error": True}])
+            text += "\n\nThat patch was discarded: send a complete new diff against the base files."
+            self._add_user([*self._pending, _result(self._open_submit, text, True)])
             self._open_submit, self._pending = None, []
         else:
             self._add_user([{"type": "text", "text": text}])
@@ -143,3 +146,10 @@ class ApiBuilder:
         last = self.messages[-1]["content"]
         if len(self.messages) > 1 or len(last) > 1:
             last[-1] = {**last[-1], "cache_control": {"type": "ephemeral"}}
+
+
+def _result(tool_use_id: str, content: str, is_error: bool = False) -> dict:
+    block = {"type": "tool_result", "tool_use_id": tool_use_id, "content": content or "(empty)"}
+    if is_error:
+        block["is_error"] = True
+    return block

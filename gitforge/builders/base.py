@@ -48,6 +48,7 @@ class Job:
     run_dir: Path                      # .forge/runs/<id>/ (prompts and agent logs go here)
     env: dict[str, str]                # GITFORGE_RUN, GITFORGE_PHASE, GITFORGE_WORKTREE
     capture: Callable[[], str]         # the worktree's changes against base, as one diff
+    reset: Callable[[], None]          # the worktree back to the base commit (a fresh start)
     protected: tuple[str, ...] = ()    # paths the builder may not read or write (policy)
     plan: Plan | None = None
 

@@ -21,7 +21,7 @@ from gitforge.builders.base import Built, Job
 from gitforge.config import BuilderConfig
 from gitforge.errors import ConfigError
 from gitforge.proc import ProcResult, run_logged
-from gitforge.redact import redact, secrets_from
+from gitforge.redact import redact, redact_file, secrets_from
 
 PLACEHOLDERS = ("{prompt}", "{prompt_file}")
 ALWAYS_PROTECTED = (".forge/", ".git/", "otto.yaml")
@@ -100,7 +100,10 @@ def _rules(job: Job) -> list[str]:
             "- The project's tests and checks will be run on your change afterwards; make sure it works.", ""]
 
 
-def _feedback(attempt: int, feedback: str | None) -> list[str]:
+def _feedback(attempt: int, feedback: str | None, fresh: str | None = None) -> list[str]:
+    if fresh:
+        return [f"## Attempt {attempt}: a fresh start", "", "The worktree was reset to the base commit: the "
+                "previous approach was judged wrong. Start over.", "", fresh.rstrip("\n"), ""]
     if attempt <= 1:
         return []
     lines = [f"## Attempt {attempt}: the previous attempt failed", "",
@@ -111,19 +114,9 @@ def _feedback(attempt: int, feedback: str | None) -> list[str]:
     return lines
 
 
-def build_prompt(job: Job, attempt: int, feedback: str | None) -> str:
+def build_prompt(job: Job, attempt: int, feedback: str | None, fresh: str | None = None) -> str:
     """Everything the agent is told: the phase, the plan, the rules and, on a retry, why the last try failed."""
-    return "\n".join([*_phase_section(job), *_rules(job), *_feedback(attempt, feedback)])
-
-
-def _redact_file(path: Path, secrets: list[str]) -> None:
-    """Mask secrets in a log line by line (logs can be large; no secret spans a newline)."""
-    tmp = path.with_name(path.name + ".redact")
-    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as src, \
-            open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="") as dst:
-        for line in src:
-            dst.write(redact(line, secrets))
-    os.replace(tmp, path)
+    return "\n".join([*_phase_section(job), *_rules(job), *_feedback(attempt, feedback, fresh)])
 
 
 class CommandBuilder:
@@ -135,6 +128,7 @@ class CommandBuilder:
         self.phase = phase
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
         self.job: Job | None = None
+        self._fresh: str | None = None  # why the next attempt starts over (the pilot's replan)
 
     def describe(self) -> dict:
         return {"kind": self.kind, "command": self.cfg.command}
@@ -143,6 +137,13 @@ class CommandBuilder:
         """`caller` (model calls) is unused: the agent brings its own model."""
         self.job = job
         (job.run_dir / "agent").mkdir(parents=True, exist_ok=True)
+
+    def replan(self, plan, why: str) -> None:
+        """Start over: the worktree back at the base, the new plan (if any) and the reason in the prompt."""
+        assert self.job is not None
+        self.job.plan = plan
+        self.job.reset()
+        self._fresh = why
 
     def _env(self, job: Job) -> dict[str, str]:
         return {**allowed_env(self.environ, self.cfg.env_allowlist), **job.env}
@@ -155,7 +156,8 @@ class CommandBuilder:
             raise RuntimeError("CommandBuilder.build() called before start()")
         secrets = secrets_from(self.environ)
         agent_dir = job.run_dir / "agent"
-        prompt = redact(build_prompt(job, attempt, feedback), secrets)
+        prompt = redact(build_prompt(job, attempt, feedback, self._fresh), secrets)
+        self._fresh = None
         prompt_file = agent_dir / f"prompt-{attempt}.md"
         agent_dir.mkdir(parents=True, exist_ok=True)
         prompt_file.write_text(prompt, encoding="utf-8")
@@ -163,7 +165,7 @@ class CommandBuilder:
         header = f"$ {self.cfg.command}\n# prompt: {prompt_file}\n"
         result = run_logged(argv, job.workdir, self._env(job), agent_dir / f"attempt-{attempt}.log",
                             self.cfg.timeout, header=header)
-        _redact_file(result.log, secrets)
+        redact_file(result.log, secrets)
         return self._outcome(job, result, redact(result.tail, secrets))
 
     def _outcome(self, job: Job, result: ProcResult, output: str) -> Built:

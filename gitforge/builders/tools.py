@@ -138,6 +138,10 @@ class RepoTools:
     def _search_text(self, pattern: str, regex: bool = False, path_glob: str = "") -> tuple[str, bool]:
         if not pattern:
             raise _Refused("pattern is empty; give the text to search for")
+        if regex and _may_backtrack(pattern):
+            raise _Refused(f"the regular expression {pattern!r} repeats a group that itself repeats or "
+                           "alternates (e.g. (a+)+ or (a|b)*), which can take exponential time; use a simpler "
+                           "pattern, or regex=false")
         try:
             rx = re.compile(pattern, re.MULTILINE) if regex else None
         except re.error as e:
@@ -203,6 +207,10 @@ class RepoTools:
         if why:
             raise _Refused(f"refused {raw!r}: {why}")
         return p
+
+    def hidden(self) -> set[str]:
+        """Tracked files the model may not see (protected, .git/, .forge/)."""
+        return set(self._hidden_paths())
 
     def _hidden_paths(self) -> set[str]:
         """Tracked files the model may not read: protected, or under .git/ or .forge/."""
@@ -308,3 +316,34 @@ def _arguments(name: str, given: object) -> dict:
     if missing:
         raise _Refused(f"missing {', '.join(missing)}: {usage}")
     return given
+
+
+def _may_backtrack(pattern: str) -> bool:
+    """True for a group that is repeated (*, + or {n,}) and holds a repetition or an alternation:
+    the shapes that make Python's backtracking `re` take exponential time, which no timeout can
+    interrupt (the match runs in C)."""
+    stack: list[bool] = []  # per open group: does it hold a quantifier or an alternation?
+    i, closed_risky = 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        repeat = c in "*+" or (c == "{" and re.match(r"\{\d*,?\d*\}", pattern[i:]) is not None)
+        if closed_risky and repeat:
+            return True
+        closed_risky = False
+        if c == "\\":
+            i += 2
+            continue
+        if c == "[":  # a character class: skip to its end
+            end = re.match(r"\[\^?\]?(?:\\.|[^\]])*\]", pattern[i:])
+            i += end.end() if end else 1
+            continue
+        if c == "(":
+            stack.append(False)
+        elif c == ")" and stack:
+            closed_risky = stack.pop()
+            if stack:
+                stack[-1] = stack[-1] or closed_risky
+        elif (repeat or c == "|") and stack:
+            stack[-1] = True
+        i += 1
+    return False

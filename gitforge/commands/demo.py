@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 from gitforge.context import Context
 from gitforge.engine import Engine, Outcome
 from gitforge.errors import UsageError
-from gitforge.git import Git, init_repo
+from gitforge.git import init_repo
 from gitforge.resources import template
 from gitforge.ui import UI, print_json
 
