@@ -75,11 +75,13 @@ def status_cmd(repo: Repo = Path("."), target: Target = None, json: Json = False
 
 @app.command("show")
 def show_cmd(what: Annotated[str, typer.Argument(help="A run id (or its prefix) or a phase id.")],
-             repo: Repo = Path("."), json: Json = False) -> None:
-    """Show a run: attempts, ledger, gates, landing. Example: gitforge show 3"""
+             repo: Repo = Path("."), json: Json = False,
+             transcript: Annotated[bool, typer.Option("--transcript",
+                                                      help="Also print the model calls (redacted).")] = False) -> None:
+    """Show a run: plan, attempts, ledger, gates, pilot, cost, landing. Example: gitforge show 3 --transcript"""
     from gitforge.commands.show import show
 
-    _exit(handle(lambda: show(repo, what, json), json))
+    _exit(handle(lambda: show(repo, what, json, transcript), json))
 
 
 @app.command("apply")

@@ -107,6 +107,9 @@ def test_patch_lands_first_try_with_tools_caching_and_costs(make_repo, api, tmp_
     shown = run_cli("show", "1", cwd=root)
     assert "builder" in shown.stdout and "$" in shown.stdout and "cache" in shown.stdout
     assert "model cost $" in git("show", "main:PROGRESS.md", cwd=root)
+    talk = run_cli("show", "1", "--transcript", cwd=root).stdout
+    assert "call 1: builder claude-sonnet-5-5" in talk and 'read_file({"path": "calc.py"})' in talk
+    assert "submit_patch(" in talk and "result: " in talk
     no_key_anywhere(root)
 
 

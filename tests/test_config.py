@@ -61,7 +61,7 @@ def test_every_default_value(tmp_path: Path) -> None:
     assert cfg.builder.env_allowlist == ["PATH", "HOME", "LANG", "LC_ALL", "TERM", "TMPDIR",
                                          "USER", "ANTHROPIC_API_KEY"]
     assert (cfg.planner.enabled, cfg.planner.model) == (False, "claude-haiku-5-5")
-    assert (cfg.builder.max_turns, cfg.builder.max_tokens, cfg.llm.max_retries, cfg.llm.timeout) == (16, 16000, 4, 300)
+    assert (cfg.builder.max_turns, cfg.builder.max_tokens, cfg.llm.max_retries, cfg.llm.timeout) == (16, 16000, 4, 600)
     assert (cfg.llm.pilot_model, cfg.llm.pilot_strong_model, cfg.policy.scope) == (
         "claude-haiku-5-5", "claude-opus-5-5", "warn")
     assert (cfg.pilot, cfg.max_attempts, cfg.parallel) == (True, 3, 1)

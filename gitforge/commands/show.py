@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+from gitforge.calls import read_transcript
 from gitforge.context import Context
 from gitforge.errors import UsageError
 from gitforge.git import NOTES_REF
@@ -24,13 +26,15 @@ def find_run(ctx: Context, what: str) -> dict:
                      hint="`gitforge status` lists phases and their last runs")
 
 
-def show(repo: Path, what: str, as_json: bool = False) -> int:
+def show(repo: Path, what: str, as_json: bool = False, transcript: bool = False) -> int:
     ctx = Context.open(repo)
     rec = find_run(ctx, what)
     note = ctx.git.read_note(rec["commit"]) if rec.get("commit") else None
     others = [r["run_id"] for r in ctx.store.runs() if r.get("phase") == rec.get("phase")]
+    calls = read_transcript(Path(rec["run_dir"])) if transcript and rec.get("run_dir") else None
     if as_json:
-        print_json({"command": "show", "run": rec, "note": note, "phase_runs": others})
+        print_json({"command": "show", "run": rec, "note": note, "phase_runs": others,
+                    **({"transcript": calls} if transcript else {})})
         return 0
     out = UI.out
     out(f"run {rec['run_id']}   phase {rec['phase']}: {rec.get('title', '')}")
@@ -76,7 +80,51 @@ def show(repo: Path, what: str, as_json: bool = False) -> int:
                 out(f"      {line}")
     if len(others) > 1:
         out(f"  runs of phase {rec['phase']}: {', '.join(others)}")
+    if transcript:
+        out("")
+        for line in transcript_lines(calls or []):
+            out(line)
     return 0
+
+
+def transcript_lines(calls: list[dict], width: int = 400) -> list[str]:
+    """The model calls, one block each: who, what was new in the request, what came back."""
+    if not calls:
+        return ["(no model calls in this run)"]
+    lines = []
+    for n, call in enumerate(calls, 1):
+        resp = call.get("response", {})
+        usage = resp.get("usage") or {}
+        cost = f", ${usage['usd']:.4f}" if "usd" in usage else ""
+        lines.append(f"── call {n}: {call['role']} {call['model']} (attempt {call.get('attempt') or '-'}{cost})")
+        for msg in call.get("messages", []):
+            for block in _blocks(msg.get("content")):
+                lines.append(f"   {msg['role']:>9} │ {_brief(block, width)}")
+        if "error" in resp:
+            lines.append(f"   {'error':>9} │ {resp['error']}")
+        for block in resp.get("content", []):
+            lines.append(f"   {'reply':>9} │ {_brief(block, width)}")
+    return lines
+
+
+def _blocks(content) -> list[dict]:
+    return [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
+
+
+def _brief(block: dict, width: int) -> str:
+    kind = block.get("type")
+    if kind == "text":
+        body = block.get("text", "")
+    elif kind == "tool_use":
+        body = f"{block.get('name')}({json.dumps(block.get('input'), ensure_ascii=False)})"
+    elif kind == "tool_result":
+        content = block.get("content")
+        body = ("error: " if block.get("is_error") else "result: ") + (
+            content if isinstance(content, str) else json.dumps(content, ensure_ascii=False))
+    else:
+        body = json.dumps(block, ensure_ascii=False)
+    body = " ⏎ ".join(body.split("\n"))
+    return body if len(body) <= width else body[:width] + f" … [{len(body) - width} more chars]"
 
 
 def cost_lines(llm: dict | None) -> list[str]:
