@@ -157,19 +157,15 @@ class Git:
 
     def list_files(self, commit_or_tree: str) -> list[tuple[str, int]]:
         """Every file of a tree (not folders, not submodules) with its size in bytes, sorted."""
-        obj = self.repo[commit_or_tree]
-        tree = obj if isinstance(obj, pygit2.Tree) else obj.peel(pygit2.Tree)
         out: list[tuple[str, int]] = []
-        stack: list[tuple[str, pygit2.Tree]] = [("", tree)]
-        odb = self.repo.odb
+        stack: list[tuple[str, pygit2.Tree]] = [("", self.view(commit_or_tree)._tree)]
         while stack:
             prefix, node = stack.pop()
             for entry in node:
-                path = prefix + entry.name
                 if entry.filemode == FileMode.TREE:
-                    stack.append((path + "/", self.repo[entry.id]))
+                    stack.append((f"{prefix}{entry.name}/", self.repo[entry.id]))
                 elif entry.filemode != FileMode.COMMIT:
-                    out.append((path, odb.read_header(entry.id)[1]))
+                    out.append((prefix + entry.name, self.repo.odb.read_header(entry.id)[1]))
         return sorted(out)
 
     def capture_worktree(self, path: Path, branch: str, base: str,
@@ -184,10 +180,9 @@ class Git:
         try:
             if index.exists():
                 shutil.copyfile(index, tmp)  # its stat cache makes `add -A` cheap
-            env = {"GIT_INDEX_FILE": tmp}
-            specs = [f":(exclude,glob){pattern}" for pattern in exclude]
-            run_git(["add", "-A", "--", ".", *specs], path, env=env)
-            tree = run_git(["write-tree"], path, env=env).stdout.strip()
+            run_git(["add", "-A", "--", ".", *[f":(exclude,glob){x}" for x in exclude]], path,
+                    env={"GIT_INDEX_FILE": tmp})
+            tree = run_git(["write-tree"], path, env={"GIT_INDEX_FILE": tmp}).stdout.strip()
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
@@ -386,9 +381,7 @@ class Git:
         run_git(["worktree", "prune"], self.root, check=False)
 
     def branch_checked_out_at(self, branch: str) -> Path | None:
-        for path in self.checkouts_of(branch):
-            return path
-        return None
+        return next(iter(self.checkouts_of(branch)), None)
 
     def delete_branch(self, branch: str) -> None:
         self.delete_ref(f"refs/heads/{branch}")
