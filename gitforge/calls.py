@@ -9,10 +9,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gitforge.llm import Client, LLMError, Reply, Usage
+from gitforge.llm import KEY_VAR, Client, LLMError, Reply, Usage
 from gitforge.redact import redact_obj
 from gitforge.spend import Meter
-from gitforge.state import append_jsonl, now_iso
+from gitforge.state import append_jsonl, now_iso, read_jsonl
 
 TRANSCRIPT = "transcript.jsonl"
 _NO_USAGE = Usage()
@@ -73,13 +73,9 @@ class Caller:
 
 
 def read_transcript(run_dir: Path) -> list[dict]:
-    from gitforge.state import read_jsonl
-
     return read_jsonl(run_dir / TRANSCRIPT)
 
 
 def api_key(environ: Mapping[str, str]) -> str | None:
-    from gitforge.llm import KEY_VAR
-
     key = environ.get(KEY_VAR, "").strip()
     return key or None

@@ -17,7 +17,7 @@ from gitforge.git import clean_env
 from gitforge.pipeline import Attempt
 from gitforge.proc import run_logged
 from gitforge.redact import redact, redact_file, without_own_secrets
-from gitforge.worktree import write_files
+from gitforge.worktree import restore
 
 FIX_TIMEOUT = 600.0
 _META = re.compile(r"[;&|$`<>(){}\[\]*?!~#\\\n\r]")
@@ -67,8 +67,7 @@ def execute_fix(commands: Sequence[str], allowed: Sequence[str], job: Job, wt, g
                             FIX_TIMEOUT)
         redact_file(result.log)
         if not result.ok:
-            git.worktree_reset(wt.path, wt.branch, wt.base)  # back to the savepoint
-            write_files(wt.path, last.changes)
+            restore(git, wt, last.changes)  # back to the savepoint
             why = result.error or ("timed out" if result.timed_out else f"exited with code {result.exit_code}")
             return None, (f"fix command `{shlex.join(argv)}` {why}; the worktree was restored to the savepoint.\n"
                           f"{redact(result.tail)}")

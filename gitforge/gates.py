@@ -1,5 +1,5 @@
 """Run gate commands in a worktree: a timeout each, the whole process group killed on expiry.
-The process handling itself lives in `proc.py`; `tail`/`read_tail` are re-exported from there."""
+The process handling itself lives in `proc.py`."""
 
 from __future__ import annotations
 
@@ -13,10 +13,7 @@ from pathlib import Path
 
 from gitforge.git import clean_env
 from gitforge.redact import redact, redact_file, secrets_from, without_own_secrets
-from gitforge.proc import PID_FILE, read_tail, run_logged, tail
-
-__all__ = ["GateSpec", "GateResult", "gate_specs", "run_gate", "run_gates", "describe_failure", "end_orphans",
-           "PID_FILE", "read_tail", "tail"]
+from gitforge.proc import PID_FILE, run_logged
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from gitforge.patch.policy import in_scope
 from gitforge.pilot import Decision, Pilot, signature
 from gitforge.pipeline import Attempt, dropped, run_attempt
 from gitforge.planner import PlanFailed, make_plan
-from gitforge.worktree import write_files
+from gitforge.worktree import restore
 
 SAME_ERROR_LIMIT = 3
 
@@ -127,8 +127,7 @@ class FixLoop:
                     att.notices.append(f"outside the plan's files: {', '.join(outside)}")
                     self.ui.warn(att.notices[-1])
         if att.stage == "gates":  # drop what the gates left (reports, caches): an agent or a fix
-            self.git.worktree_reset(self.wt.path, self.wt.branch, self.wt.base)  # command must not
-            write_files(self.wt.path, att.changes)                                # capture it
+            restore(self.git, self.wt, att.changes)  # command must not capture it
         att.summary = built.summary
         self.attempts.append(att)
         self.on_attempt(att)

@@ -17,7 +17,7 @@ from gitforge.gates import GateResult, GateSpec, describe_failure, run_gates
 from gitforge.git import Change, Git
 from gitforge.patch import TreeView, apply_patches, audit, check_policy, parse_patch, summarize
 from gitforge.state import now_iso
-from gitforge.worktree import Worktree, write_files
+from gitforge.worktree import Worktree, restore, write_files
 
 
 @dataclass
@@ -148,8 +148,9 @@ def run_attempt(git: Git, wt: Worktree, diff: str, policy, specs: Sequence[GateS
     att.changes, att.stats = changes, stats
     _move(entry, "validated")
     if number > 1:  # the previous attempt left its files: back to the base first
-        git.worktree_reset(wt.path, wt.branch, wt.base)
-    write_files(wt.path, changes)
+        restore(git, wt, changes)
+    else:
+        write_files(wt.path, changes)
     _move(entry, "applied", f"{stats['files']} file(s), +{stats['added']} -{stats['removed']}; "
                             f"hunks: {stats['hunks']}")
     entry["hunks"] = stats["placements"]

@@ -30,11 +30,17 @@ def redact_file(path: Path, secrets: Iterable[str] | None = None) -> None:
     if not path.is_file():
         return
     tmp = path.with_name(path.name + ".redact")
+    changed = False
     with open(path, encoding="utf-8", errors="surrogateescape", newline="") as src, \
             open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="") as dst:
         for line in src:
-            dst.write(redact(line, secrets))
-    os.replace(tmp, path)
+            masked = redact(line, secrets)
+            changed = changed or masked != line
+            dst.write(masked)
+    if changed:
+        os.replace(tmp, path)
+    else:  # the usual case: nothing to mask, the log stays as written
+        os.unlink(tmp)
 
 
 def secrets_from(environ: Mapping[str, str] | None = None, names: Iterable[str] = SECRET_VARS) -> list[str]:

@@ -53,6 +53,13 @@ def write_files(root: Path, changes: Iterable[Change]) -> None:
         target.chmod(mode | 0o111 if ch.mode == "exec" else mode & ~0o111)
 
 
+def restore(git: Git, wt: Worktree, changes: Iterable[Change]) -> None:
+    """The worktree back at its base commit (untracked leftovers gone, ignored files kept),
+    then `changes` written: the state an attempt's gates ran on, without what they left."""
+    git.worktree_reset(wt.path, wt.branch, wt.base)
+    write_files(wt.path, changes)
+
+
 def _inside(root: Path, rel: str) -> Path:
     target = root / rel
     parent = target.parent.resolve()

@@ -23,7 +23,7 @@ import threading
 import traceback
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 __all__ = ["FakeAnthropic", "message", "text", "tool_use", "error", "delay", "Message", "Error",

