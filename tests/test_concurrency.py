@@ -75,8 +75,9 @@ def test_run_killed_during_gates_is_recovered_and_runs_again(make_repo, tmp_path
     root = make_repo(BASE, [phase_md("1", "Killed", patch=make_diff(BASE, {"a.txt": "a\n"}, tmp_path),
                                      checks=(slow,))])
     proc = start_cli("next", cwd=root)
-    wait_for(lambda: any((root / ".forge/runs").glob("*/attempt-1/*.log")) if (root / ".forge/runs").is_dir()
-             else False)
+    # the gate's log is opened before it starts, its pid file right after: wait for the pid
+    wait_for(lambda: any(p.read_text().strip() for p in (root / ".forge/runs").glob("*/attempt-1/gate.pid"))
+             if (root / ".forge/runs").is_dir() else False)
     gate_pid = int(next((root / ".forge/runs").glob("*/attempt-1/gate.pid")).read_text())
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
