@@ -46,11 +46,14 @@ def main_options(version: Annotated[bool, typer.Option("--version", callback=_ve
 
 
 @app.command("init")
-def init_cmd(repo: Repo = Path("."), target: Target = None) -> None:
-    """Write otto.yaml and a starter BACKLOG.md (never overwrites). Example: gitforge init"""
+def init_cmd(repo: Repo = Path("."), target: Target = None,
+             claude: Annotated[bool, typer.Option("--claude", help="Also install the /forge-next slash command "
+                                                  "for Claude Code (.claude/commands/forge-next.md).")] = False
+             ) -> None:
+    """Write otto.yaml and a starter BACKLOG.md (never overwrites). Example: gitforge init --claude"""
     from gitforge.commands.init import init
 
-    _exit(handle(lambda: init(repo, target)))
+    _exit(handle(lambda: init(repo, target, claude)))
 
 
 @app.command("next")
@@ -119,6 +122,104 @@ def demo_cmd(directory: Annotated[Optional[Path], typer.Argument(help="Where to 
     from gitforge.commands.demo import demo
 
     _exit(handle(lambda: demo(directory, json), json))
+
+
+@app.command("start")
+def start_cmd(phase: Annotated[Optional[str], typer.Argument(help="Claim this phase instead of the next one "
+                                                             "(or resume its open session).")] = None,
+              repo: Repo = Path("."), target: Target = None, json: Json = False) -> None:
+    """Claim a phase for a host agent (Claude Code) and prepare its worktree. Example: gitforge start --json"""
+    from gitforge.commands.session import start
+
+    _exit(handle(lambda: start(repo, phase, {"target_branch": target}, json), json))
+
+
+@app.command("submit")
+def submit_cmd(run: Annotated[Optional[str], typer.Argument(help="The run to submit (default: the only "
+                                                            "open session).")] = None,
+               repo: Repo = Path("."), json: Json = False) -> None:
+    """Send a host agent's edits through policy, gates and landing. Example: gitforge submit --json"""
+    from gitforge.commands.session import submit
+
+    _exit(handle(lambda: submit(repo, run, json), json))
+
+
+@app.command("abandon")
+def abandon_cmd(run: Annotated[str, typer.Argument(help="The run to release (gitforge status lists them).")],
+                repo: Repo = Path("."), json: Json = False) -> None:
+    """Release a phase a host agent claimed; its worktree is kept for gc. Example: gitforge abandon 01J9"""
+    from gitforge.commands.session import abandon
+
+    _exit(handle(lambda: abandon(repo, run, json), json))
+
+
+@app.command("check")
+def check_cmd(repo: Repo = Path("."), target: Target = None, json: Json = False,
+              full: Annotated[bool, typer.Option("--full", help="Also run the gates on the target's tip and "
+                                                 "look for uncommitted changes a landing would touch.")] = False
+              ) -> None:
+    """Health checks: repository, config, backlog, state, builder, locks. Example: gitforge check --full"""
+    from gitforge.commands.check import check
+
+    _exit(handle(lambda: check(repo, full, {"target_branch": target}, json), json))
+
+
+hooks_app = typer.Typer(help="Install or remove gitforge's git pre-push hook.", no_args_is_help=True)
+app.add_typer(hooks_app, name="hooks")
+
+
+@hooks_app.command("install")
+def hooks_install_cmd(repo: Repo = Path("."), json: Json = False,
+                      force: Annotated[bool, typer.Option("--force", help="Install even though core.hooksPath "
+                                                          "is set (into that folder).")] = False) -> None:
+    """Install the pre-push hook; an existing hook is kept and run first. Example: gitforge hooks install"""
+    from gitforge.commands.hooks import install
+
+    _exit(handle(lambda: install(repo, force, json), json))
+
+
+@hooks_app.command("uninstall")
+def hooks_uninstall_cmd(repo: Repo = Path("."), json: Json = False) -> None:
+    """Remove the pre-push hook and restore the one it replaced. Example: gitforge hooks uninstall"""
+    from gitforge.commands.hooks import uninstall
+
+    _exit(handle(lambda: uninstall(repo, json), json))
+
+
+hook_app = typer.Typer(help="What the installed git hooks run (git calls these).", no_args_is_help=True)
+app.add_typer(hook_app, name="hook")
+
+
+@hook_app.command("pre-push")
+def hook_pre_push_cmd(remote: Annotated[str, typer.Argument(help="The remote's name (or its URL).")],
+                      url: Annotated[Optional[str], typer.Argument(help="The remote's URL.")] = None,
+                      repo: Repo = Path(".")) -> None:
+    """Check a push (refs on stdin, as git gives them). Example: gitforge hook pre-push origin URL < refs"""
+    from gitforge.commands.prepush import pre_push
+
+    _exit(handle(lambda: pre_push(repo, remote, url or remote, sys.stdin)))
+
+
+notes_app = typer.Typer(help="Share run notes (refs/notes/forge/*) through a remote.", no_args_is_help=True)
+app.add_typer(notes_app, name="notes")
+
+
+@notes_app.command("push")
+def notes_push_cmd(remote: Annotated[str, typer.Argument(help="The remote.")] = "origin",
+                   repo: Repo = Path("."), json: Json = False) -> None:
+    """Merge the remote's run notes into yours, then push them. Example: gitforge notes push origin"""
+    from gitforge.commands.notes import push
+
+    _exit(handle(lambda: push(repo, remote, json), json))
+
+
+@notes_app.command("fetch")
+def notes_fetch_cmd(remote: Annotated[str, typer.Argument(help="The remote.")] = "origin",
+                    repo: Repo = Path("."), json: Json = False) -> None:
+    """Fetch the remote's run notes and merge them into yours. Example: gitforge notes fetch origin"""
+    from gitforge.commands.notes import fetch
+
+    _exit(handle(lambda: fetch(repo, remote, json), json))
 
 
 def _terminate(signum, frame) -> None:

@@ -125,11 +125,16 @@ class ExecuteFixConfig(_Section):
     commands: list[str] = Field(default_factory=list)
 
 
+class NotesConfig(_Section):
+    push_with: bool = False  # the pre-push hook also pushes refs/notes/forge/* to the same remote
+
+
 class Config(_Section):
     target_branch: str | None = Field(default=None, min_length=1)  # None: the branch HEAD is on
     backlog: str = Field(default="BACKLOG.md", min_length=1)
     progress: str = Field(default="PROGRESS.md", min_length=1)
     verify: list[Gate] = Field(default_factory=list)
+    pre_push: list[Gate] = Field(default_factory=list)  # gates the pre-push hook runs on a pushed tip
     builder: BuilderConfig = Field(default_factory=BuilderConfig)
     planner: PlannerConfig = Field(default_factory=PlannerConfig)
     pilot: bool = True
@@ -142,6 +147,7 @@ class Config(_Section):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     worktrees: WorktreesConfig = Field(default_factory=WorktreesConfig)
     execute_fix: ExecuteFixConfig = Field(default_factory=ExecuteFixConfig)
+    notes: NotesConfig = Field(default_factory=NotesConfig)
 
     _source: str | None = PrivateAttr(default=None)
 
@@ -152,7 +158,7 @@ class Config(_Section):
         return {**DEFAULT_PRICES, **value} if isinstance(value, dict) else value
 
     @field_validator("builder", "planner", "llm", "budgets", "merge", "policy", "worktrees",
-                     "execute_fix", mode="before")
+                     "execute_fix", "notes", mode="before")
     @classmethod
     def _empty_section(cls, value: object) -> object:
         """`builder:` with every line under it commented out means "all defaults"."""

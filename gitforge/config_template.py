@@ -80,4 +80,10 @@ worktrees:
 # The pilot may run fix commands in the worktree (no shell; each must start with one of
 # `commands`, e.g. ["ruff check --fix", "npm install"]); off unless enabled.
 execute_fix: {{enabled: false, commands: []}}
+
+# Gates the pre-push hook (gitforge hooks install) runs on each pushed branch tip; none by
+# default, e.g. - {{name: quick, run: "pytest -q -x", timeout: 300}}
+pre_push: []
+# push_with: the pre-push hook also pushes the run notes (refs/notes/forge/*) to that remote.
+notes: {{push_with: {_flow(d.notes.push_with)}}}
 """

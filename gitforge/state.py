@@ -106,6 +106,9 @@ class Lease:
     pid: int
     host: str
     started: str
+    # "process": live while its process holds the phase lock (gitforge next).
+    # "session": a host agent's claim (gitforge start); live until submit lands or fails, or abandon.
+    kind: str = "process"
 
 
 class Store:
@@ -194,31 +197,73 @@ class Store:
         return False
 
     # -- leases ---------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def lease(self, phase: str, run_id: str) -> Iterator[Lease]:
-        """Claim a phase. Live exactly while this process holds `locks/phase-<id>.lock`."""
-        name = f"phase-{phase}"
-        lock = self.lock(name)
+    def _take_phase_lock(self, phase: str) -> FileLock:
+        lock = self.lock(f"phase-{phase}")
         try:
             if lock.lock_file in _HELD:
                 raise Timeout(lock.lock_file)
             lock.acquire(timeout=0)
         except Timeout:
-            other = self.read_lease(phase)
-            who = f"run {other.run_id} (pid {other.pid} on {other.host})" if other else "another process"
-            raise LockBusy(f"phase {phase} is already being worked on by {who}",
-                           hint="wait for that run to finish, or pick another phase") from None
-        lease = Lease(phase, run_id, os.getpid(), socket.gethostname(), now_iso())
-        _HELD.add(lock.lock_file)
+            raise self._busy(phase, self.read_lease(phase)) from None
+        return lock
+
+    @staticmethod
+    def _busy(phase: str, other: Lease | None) -> LockBusy:
+        if other is not None and other.kind == "session":
+            return LockBusy(f"phase {phase} is claimed by host-agent run {other.run_id} (gitforge start, "
+                            f"{other.started} on {other.host})",
+                            hint=f"let that session submit, or release it: gitforge abandon {other.run_id}")
+        who = f"run {other.run_id} (pid {other.pid} on {other.host})" if other else "another process"
+        return LockBusy(f"phase {phase} is already being worked on by {who}",
+                        hint="wait for that run to finish, or pick another phase")
+
+    @contextlib.contextmanager
+    def lease(self, phase: str, run_id: str) -> Iterator[Lease]:
+        """Work on a phase. Live exactly while this process holds `locks/phase-<id>.lock`. A
+        host agent's claim on the phase refuses it, except for that claim's own run (submit)."""
+        lock = self._take_phase_lock(phase)
         path = self.leases_dir / f"{phase}.json"
+        claim = self.read_lease(phase)
+        if claim is not None and claim.kind == "session":
+            if claim.run_id != run_id:
+                lock.release()
+                raise self._busy(phase, claim)
+            lease, own_file = claim, False
+        else:
+            lease, own_file = Lease(phase, run_id, os.getpid(), socket.gethostname(), now_iso()), True
+        _HELD.add(lock.lock_file)
         try:
-            atomic_write_json(path, lease.__dict__)
+            if own_file:
+                atomic_write_json(path, lease.__dict__)
             yield lease
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+            if own_file:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
             _HELD.discard(lock.lock_file)
             lock.release()
+
+    def claim(self, phase: str, run_id: str) -> Lease:
+        """A host agent's claim on a phase: it outlives this process, until `release_claim`."""
+        lock = self._take_phase_lock(phase)
+        try:
+            other = self.read_lease(phase)
+            if other is not None and other.kind == "session" and other.run_id != run_id:
+                raise self._busy(phase, other)
+            lease = Lease(phase, run_id, os.getpid(), socket.gethostname(), now_iso(), "session")
+            atomic_write_json(self.leases_dir / f"{phase}.json", lease.__dict__)
+            return lease
+        finally:
+            lock.release()
+
+    def release_claim(self, phase: str, run_id: str) -> bool:
+        """Drop a host agent's claim (the caller holds the phase, or the claim is its own)."""
+        lease = self.read_lease(phase)
+        if lease is None or lease.kind != "session" or lease.run_id != run_id:
+            return False
+        with contextlib.suppress(FileNotFoundError):
+            (self.leases_dir / f"{phase}.json").unlink()
+        return True
 
     def read_lease(self, phase: str) -> Lease | None:
         try:
@@ -227,13 +272,17 @@ class Store:
             return None
 
     def live_leases(self) -> dict[str, Lease]:
-        """Leases whose holder is alive; stale lease files (holder died) are removed."""
+        """Leases whose holder is alive, and host agents' claims; stale process lease files
+        (holder died) are removed."""
         live: dict[str, Lease] = {}
         if not self.leases_dir.is_dir():
             return live
         for path in sorted(self.leases_dir.glob("*.json")):
             phase = path.stem
             lease = self.read_lease(phase)
+            if lease is not None and lease.kind == "session":
+                live[phase] = lease
+                continue
             held_here = self.lock(f"phase-{phase}").lock_file in _HELD
             if held_here or self.is_locked_elsewhere(f"phase-{phase}"):
                 if lease is not None:
@@ -242,6 +291,11 @@ class Store:
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
         return live
+
+    def claims(self) -> list[Lease]:
+        """Host agents' open claims, oldest first."""
+        return sorted((lease for lease in self.live_leases().values() if lease.kind == "session"),
+                      key=lambda lease: lease.started)
 
     # -- runs -----------------------------------------------------------------------------
     def save_run(self, record: dict[str, Any]) -> None:

@@ -26,7 +26,24 @@ def detect_gates(root: Path) -> list[dict]:
     return []
 
 
-def init(repo: Path, target: str | None = None) -> int:
+SLASH_COMMAND = ".claude/commands/forge-next.md"
+
+
+def install_slash_command(root: Path, ui: UI) -> None:
+    """`/forge-next` for Claude Code in this project; a file the user already has is kept."""
+    dest = root / SLASH_COMMAND
+    shipped = template(SLASH_COMMAND).read_bytes()
+    if dest.exists() or dest.is_symlink():
+        same = dest.is_file() and dest.read_bytes() == shipped
+        ui.info(f"{SLASH_COMMAND} exists; left as it is" + ("" if same else
+                f" (yours differs from gitforge's; compare with {template(SLASH_COMMAND)})"))
+        return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(shipped)
+    ui.ok(f"wrote {SLASH_COMMAND}: run /forge-next in Claude Code to build and land the next phase")
+
+
+def init(repo: Path, target: str | None = None, claude: bool = False) -> int:
     git = Git.open(repo)
     root = git.root
     ui = UI()
@@ -50,6 +67,8 @@ def init(repo: Path, target: str | None = None) -> int:
     else:
         backlog_path.write_bytes(template("BACKLOG.md").read_bytes())
         ui.ok(f"wrote a starter {cfg.backlog}")
+    if claude:
+        install_slash_command(root, ui)
     Store(root, git.common_dir).ensure()
     ui.info(".forge/ is kept out of git through .git/info/exclude")
     ui.out(f"Next: describe phases in {cfg.backlog}, commit both files on {branch}, then run `gitforge next`.")

@@ -1,4 +1,4 @@
-"""The git boundary: the only importer of pygit2 and the only place that runs `git`.
+"""The repository: trees, commits, refs, notes, checkouts and worktrees.
 
 Objects are passed around as hex strings. Every ref move is a compare-and-swap with a
 reflog reason. gitforge's own git commands never run the user's hooks.
@@ -42,11 +42,12 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def run_git(args: Sequence[str], cwd: Path, *, check: bool = True,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run git with hooks disabled. Raises GitFailed with git's own message on failure."""
-    proc = subprocess.run(["git", "-c", "core.hooksPath=/dev/null", *args], cwd=cwd, env=clean_env(env),
-                          capture_output=True, text=True)
+def run_git(args: Sequence[str], cwd: Path, *, check: bool = True, env: dict[str, str] | None = None,
+            hooks_off: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run git, with the user's hooks disabled unless `hooks_off` is False (reading config).
+    Raises GitFailed with git's own message on failure."""
+    pre = ["-c", "core.hooksPath=/dev/null"] if hooks_off else []
+    proc = subprocess.run(["git", *pre, *args], cwd=cwd, env=clean_env(env), capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise GitFailed(f"git {' '.join(args)} (in {cwd}) failed: {proc.stderr.strip() or proc.stdout.strip()}",
                         hint="if another git command was running there, try again; otherwise please report it")

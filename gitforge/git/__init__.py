@@ -1,0 +1,9 @@
+"""The git boundary: the only package that imports pygit2 or runs `git`.
+
+`repo` holds the repository, its trees, commits, refs, notes and worktrees; `settings` reads
+and writes git config; `remote` moves notes between repositories and lists pushed commits.
+"""
+
+from gitforge.git.repo import NOTES_REF, Change, CommitTree, Git, clean_env, init_repo, run_git
+
+__all__ = ["NOTES_REF", "Change", "CommitTree", "Git", "clean_env", "init_repo", "run_git"]
