@@ -15,7 +15,7 @@ from gitforge.builders import make_builder
 from gitforge.builders.base import Job
 from gitforge.calls import Caller, api_key
 from gitforge.context import Context
-from gitforge.errors import ForgeError, LockBusy, UsageError, WorkFailed
+from gitforge.errors import ForgeError, UsageError, WorkFailed
 from gitforge.gates import GateResult, GateSpec, describe_failure, gate_specs, run_gates
 from gitforge.land import Landing, Work, land
 from gitforge.llm import Client
@@ -105,9 +105,7 @@ class Engine:
         runnable = phase.status == "Not started" or (phase.status == "Failed" and phase.id in retryable)
         waiting = [d for d in phase.dependencies if backlog.get(d).status != "Done"]
         if phase.id in busy:
-            lease = self.store.live_leases().get(phase.id)
-            raise LockBusy(f"phase {phase.id} is being worked on by run {lease.run_id if lease else '?'}",
-                           hint="wait for that run to finish (gitforge status shows it)")
+            raise self.store.busy_error(phase.id, self.store.live_leases().get(phase.id))
         if not runnable or waiting:
             why = sel.blocked.get(phase.id) or (
                 f"it waits on phase {', '.join(waiting)}" if waiting else f"its status is {phase.status}")

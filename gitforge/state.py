@@ -204,11 +204,15 @@ class Store:
                 raise Timeout(lock.lock_file)
             lock.acquire(timeout=0)
         except Timeout:
-            raise self._busy(phase, self.read_lease(phase)) from None
+            other = self.read_lease(phase)
+            if other is not None and other.kind == "session":
+                raise LockBusy(f"phase {phase}: a submission of host-agent run {other.run_id} is in progress",
+                               hint="wait for it to finish (gitforge status shows the run)") from None
+            raise self.busy_error(phase, other) from None
         return lock
 
     @staticmethod
-    def _busy(phase: str, other: Lease | None) -> LockBusy:
+    def busy_error(phase: str, other: Lease | None) -> LockBusy:
         if other is not None and other.kind == "session":
             return LockBusy(f"phase {phase} is claimed by host-agent run {other.run_id} (gitforge start, "
                             f"{other.started} on {other.host})",
@@ -227,7 +231,7 @@ class Store:
         if claim is not None and claim.kind == "session":
             if claim.run_id != run_id:
                 lock.release()
-                raise self._busy(phase, claim)
+                raise self.busy_error(phase, claim)
             lease, own_file = claim, False
         else:
             lease, own_file = Lease(phase, run_id, os.getpid(), socket.gethostname(), now_iso()), True
@@ -245,16 +249,18 @@ class Store:
 
     def claim(self, phase: str, run_id: str) -> Lease:
         """A host agent's claim on a phase: it outlives this process, until `release_claim`."""
-        lock = self._take_phase_lock(phase)
+        held = self.lock(f"phase-{phase}").lock_file in _HELD  # this process works on it (submit)
+        lock = None if held else self._take_phase_lock(phase)
         try:
             other = self.read_lease(phase)
             if other is not None and other.kind == "session" and other.run_id != run_id:
-                raise self._busy(phase, other)
+                raise self.busy_error(phase, other)
             lease = Lease(phase, run_id, os.getpid(), socket.gethostname(), now_iso(), "session")
             atomic_write_json(self.leases_dir / f"{phase}.json", lease.__dict__)
             return lease
         finally:
-            lock.release()
+            if lock is not None:
+                lock.release()
 
     def release_claim(self, phase: str, run_id: str) -> bool:
         """Drop a host agent's claim (the caller holds the phase, or the claim is its own)."""

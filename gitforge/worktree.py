@@ -15,7 +15,7 @@ from pathlib import Path
 
 from filelock import Timeout
 
-from gitforge.errors import ConfigError, RepoError, WorkFailed
+from gitforge.errors import ConfigError, LockBusy, RepoError, WorkFailed
 from gitforge.gates import GateSpec, run_gate
 from gitforge.git import Change, Git
 from gitforge.state import Store, atomic_write_json, now_iso, read_json
@@ -151,12 +151,37 @@ class Pool:
     def acquire(self, branch: str, base: str, run_id: str, log_dir: Path) -> Iterator[Worktree]:
         with self.store.locked("pool", what="the worktree pool"):
             name, exists = self._claim(branch)
-        lock = self.store.lock(name)
         wt = Worktree(name, self.store.worktrees_dir / name, branch, base, reused=exists)
+        with self._held(wt, run_id, lambda: self._prepare(wt, exists, log_dir)):
+            yield wt
+
+    @contextlib.contextmanager
+    def resume(self, name: str, branch: str, base: str, run_id: str) -> Iterator[Worktree]:
+        """Take back a worktree kept for a run (a host agent's session) with its files as they
+        are: no reset. It is kept again on exit unless the caller clears `keep`."""
+        lock = self.store.lock(name)
         try:
-            self._prepare(wt, exists, log_dir)
-            atomic_write_json(self._meta_path(name), {"name": name, "path": str(wt.path), "branch": branch,
-                                                      "run_id": run_id, "state": "busy", "since": now_iso()})
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise LockBusy(f"worktree {name} is in use by another gitforge process",
+                           hint="wait for it to finish, then try again") from None
+        wt = Worktree(name, self.store.worktrees_dir / name, branch, base, keep=True, reused=True)
+        if self.meta(name).get("run_id") != run_id or not (wt.path / ".git").exists():
+            lock.release()
+            raise WorkFailed(f"the worktree of run {run_id} ({wt.path}) is gone or was taken by another run",
+                             hint=f"release the run (gitforge abandon {run_id}) and start the phase again")
+        with self._held(wt, run_id, lambda: None, lock):
+            yield wt
+
+    @contextlib.contextmanager
+    def _held(self, wt: Worktree, run_id: str, prepare, lock=None) -> Iterator[Worktree]:
+        """Hold `wt` (its lock is taken) for `run_id`; on exit it goes back to the pool, or is
+        kept when `wt.keep` is set or the holder stopped on an error."""
+        lock = lock or self.store.lock(wt.name)
+        try:
+            prepare()
+            atomic_write_json(self._meta_path(wt.name), {"name": wt.name, "path": str(wt.path), "branch": wt.branch,
+                                                         "run_id": run_id, "state": "busy", "since": now_iso()})
             yield wt
         except BaseException as exc:
             if not wt.keep:  # a run that stopped on an error: keep its files to look at

@@ -1,4 +1,5 @@
-"""gitforge gc: remove kept (failed) and idle pooled worktrees that no live run holds."""
+"""gitforge gc: remove kept (failed) and idle pooled worktrees that no live run or open
+host-agent session holds."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ def gc(repo: Path, as_json: bool = False) -> int:
     store = ctx.store.ensure()
     pool = Pool(ctx.git, store, None, [])
     removed, busy = [], []
+    sessions = {c.run_id for c in store.claims()}
     with store.locked("pool", what="the worktree pool"):
         for name in pool.names():
-            if store.is_locked_elsewhere(name):
-                busy.append(name)
+            if store.is_locked_elsewhere(name) or pool.meta(name).get("run_id") in sessions:
+                busy.append(name)  # a run works in it, or a host agent's session owns it
                 continue
             pool.remove(name)
             removed.append(name)

@@ -33,9 +33,13 @@ def board(ctx: Context) -> dict:
                                                                          "ended")},
         })
     pool = Pool(ctx.git, store, None, []) if store.dir.is_dir() else None
-    return {"target": ctx.target, "tip": ctx.tip, "backlog": ctx.cfg.backlog, "phases": phases,
+    sessions = [{"run_id": c.run_id, "phase": c.phase, "since": c.started,
+                 "worktree": (store.load_run(c.run_id) or {}).get("worktree")}
+                for c in live.values() if c.kind == "session"]
+    in_session = {s["run_id"] for s in sessions}
+    return {"sessions": sessions,"target": ctx.target, "tip": ctx.tip, "backlog": ctx.cfg.backlog, "phases": phases,
             "next": sel.phase.id if sel.phase else None, "nothing_reason": None if sel.phase else sel.reason,
-            "kept_worktrees": pool.kept() if pool else []}
+            "kept_worktrees": [w for w in pool.kept() if w.get("run_id") not in in_session] if pool else []}
 
 
 def status(repo: Path, overrides: Mapping[str, object], as_json: bool = False) -> int:
@@ -66,6 +70,9 @@ def status(repo: Path, overrides: Mapping[str, object], as_json: bool = False) -
         out(f"Next: phase {data['next']}  (gitforge next)")
     else:
         out(f"Nothing to do: {data['nothing_reason']}")
+    for s in data["sessions"]:
+        out(f"Session {s['run_id']} holds phase {s['phase']} (host agent, since {s['since']}), worktree "
+            f"{s['worktree']}: gitforge submit {s['run_id']}, or gitforge abandon {s['run_id']}")
     for wt in data["kept_worktrees"]:
         out(f"Kept worktree {wt['path']} on {wt.get('branch')} (run {wt.get('run_id')}): {wt.get('reason', '')}"
             .rstrip() + "  — remove with gitforge gc")
