@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from gitforge.backlog import Phase
 from gitforge.engine import CAPTURE_EXCLUDE, Engine, Outcome
 from gitforge.errors import ForgeError, UsageError, WorkFailed
-from gitforge.gates import GateResult, gate_specs
+from gitforge.gates import GateResult, end_orphans, gate_specs
 from gitforge.land import Work
 from gitforge.loop import SAME_ERROR_LIMIT, feedback_for
 from gitforge.pilot import signature
@@ -158,6 +158,8 @@ class HostSession(Engine):
         attempts = [_restored(a) for a in record.get("attempts", [])]
         specs = gate_specs(cfg.verify, phase.verification)
         env = {"GITFORGE_RUN": run_id, "GITFORGE_PHASE": phase.id, "GITFORGE_WORKTREE": record["worktree"]}
+        for pid in end_orphans(run_dir, record["worktree"]):  # a killed submit's gates (we hold the phase)
+            ui.warn(f"ended gate process group {pid} left running by an earlier submit of run {run_id}")
         try:
             with self._pool().resume(record["worktree_name"], record["branch"], record["base"], run_id) as wt:
                 wt.keep_reason = f"host-agent session {run_id}: gitforge submit or gitforge abandon"

@@ -271,3 +271,70 @@ def test_init_claude_installs_the_command_without_overwriting_yours(make_repo):
     proc = run_cli("init", "--claude", cwd=root)
     assert proc.returncode == 0 and "left as it is" in proc.stderr
     assert installed.read_text() == "my own version\n"
+
+
+# -- crashes ---------------------------------------------------------------------------------
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def test_a_submit_killed_during_its_gates_loses_nothing(make_repo, tmp_path):
+    import signal
+
+    fast = tmp_path / "fast"
+    slow = f"test -f {fast} || sleep 60; {CHECK}"
+    root = make(make_repo, otto=f"verify:\n  - {{name: slow, run: {json.dumps(slow)}}}\n")
+    start = json.loads(run_cli("start", "--json", cwd=root).stdout)
+    write(Path(start["worktree"]), {"app/text.py": GOOD})
+    proc = subprocess.Popen([sys.executable, "-m", "gitforge", "submit"], cwd=root, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pid_files = root / ".forge/runs" / start["run_id"]
+    deadline = time.monotonic() + 60
+    while not any(p.read_text().strip() for p in pid_files.glob("*/gate.pid")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    gate_pid = int(next(pid_files.glob("*/gate.pid")).read_text())
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert _alive(gate_pid)
+    # the claim survived its submit, the agent's edit is still in the worktree
+    assert json.loads(run_cli("status", "--json", cwd=root).stdout)["sessions"][0]["run_id"] == start["run_id"]
+    fast.write_text("")
+    again = run_cli("submit", "--json", cwd=root)
+    assert json.loads(again.stdout)["status"] == "landed", again.stderr
+    assert f"ended gate process group {gate_pid}" in again.stderr
+    deadline = time.monotonic() + 10
+    while _alive(gate_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(gate_pid)
+    assert "def slug" in git("show", "main:app/text.py", cwd=root)
+
+
+def test_a_submit_that_died_moving_the_target_is_recovered_not_landed_twice(make_repo):
+    root = make(make_repo)
+    start = json.loads(run_cli("start", "--json", cwd=root).stdout)
+    write(Path(start["worktree"]), {"app/text.py": GOOD})
+    # a submit that died before its ref move: nothing landed, the session goes on
+    record_path = root / ".forge/runs" / f"{start['run_id']}.json"
+    record = json.loads(record_path.read_text())
+    record_path.write_text(json.dumps({**record, "step": "landing"}))
+    proc = run_cli("submit", "--json", cwd=root)
+    assert json.loads(proc.stdout)["status"] == "landed", proc.stderr
+    assert "nothing landed" in proc.stderr
+    # and one that died right after it: recovery finds the commit and completes the record
+    landed = json.loads(record_path.read_text())
+    run_cli("start", "--json", cwd=root)  # (nothing left to claim)
+    Path(root / ".forge/leases").mkdir(exist_ok=True)
+    (root / ".forge/leases/1.json").write_text(json.dumps(
+        {"phase": "1", "run_id": landed["run_id"], "pid": 1, "host": "h", "started": landed["started"],
+         "kind": "session"}))
+    record_path.write_text(json.dumps({**landed, "status": "running", "step": "landing"}))
+    proc = run_cli("submit", "--json", cwd=root)
+    out = json.loads(proc.stdout)
+    assert out["status"] == "landed" and out["commit"] == landed["commit"], proc.stderr
+    assert git("log", "--format=%s", "main", cwd=root).splitlines() == ["Phase 1: Add slug", "initial"]
+    assert json.loads(record_path.read_text())["status"] == "landed"
+    assert not (root / ".forge/leases/1.json").exists()

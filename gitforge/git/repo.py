@@ -44,8 +44,7 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 def run_git(args: Sequence[str], cwd: Path, *, check: bool = True, env: dict[str, str] | None = None,
             hooks_off: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run git, with the user's hooks disabled unless `hooks_off` is False (reading config).
-    Raises GitFailed with git's own message on failure."""
+    """Run git (the user's hooks off unless `hooks_off` is False); GitFailed with git's words."""
     pre = ["-c", "core.hooksPath=/dev/null"] if hooks_off else []
     proc = subprocess.run(["git", *pre, *args], cwd=cwd, env=clean_env(env), capture_output=True, text=True)
     if check and proc.returncode != 0:
