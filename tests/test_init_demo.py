@@ -84,9 +84,10 @@ def test_installed_package_finds_its_hooks_and_templates(tmp_path):
     import sys
 
     code = ("from gitforge.resources import data_dir; h = data_dir('hooks'); t = data_dir('templates'); "
-            "print((h / 'pre-push').is_file(), (t / 'demo' / 'BACKLOG.md').is_file(), (t / 'BACKLOG.md').is_file())")
+            "print((h / 'pre-push').is_file(), (t / 'demo' / 'BACKLOG.md').is_file(), (t / 'BACKLOG.md').is_file(), "
+            "(t / '.claude' / 'commands' / 'forge-next.md').is_file())")
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
-    assert proc.stdout.split() == ["True", "True", "True"], proc.stderr
+    assert proc.stdout.split() == ["True", "True", "True", "True"], proc.stderr
 
 
 def test_a_patch_phase_does_not_import_anthropic(make_repo, tmp_path):
