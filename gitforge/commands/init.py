@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gitforge import notesync
 from gitforge.config import CONFIG_FILE, load_config
 from gitforge.config_template import render_default_config
 from gitforge.errors import RepoError
@@ -71,5 +72,7 @@ def init(repo: Path, target: str | None = None, claude: bool = False) -> int:
         install_slash_command(root, ui)
     Store(root, git.common_dir).ensure()
     ui.info(".forge/ is kept out of git through .git/info/exclude")
+    for setting in notesync.configure(git):
+        ui.info(setting)
     ui.out(f"Next: describe phases in {cfg.backlog}, commit both files on {branch}, then run `gitforge next`.")
     return 0
