@@ -5,14 +5,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from gitforge.commands.check import show_findings
 from gitforge.context import Context
 from gitforge.engine import Engine
+from gitforge.health import before_next
 from gitforge.ui import UI, print_json
 
 
 def next_phase(repo: Path, phase: str | None, overrides: Mapping[str, object], as_json: bool = False) -> int:
     ctx = Context.open(repo, overrides)
     ui = UI()
+    problems = [f for f in before_next(ctx) if f.level in ("warn", "error")]
+    show_findings(ui, problems)
+    errors = [f for f in problems if f.level == "error"]
+    if errors:
+        ui.info("next stopped before claiming a phase; `gitforge check` runs every check")
+        if as_json:
+            print_json({"command": "next", "ok": False, "status": "refused", "error": errors[0].message,
+                        "hint": errors[0].fix, "exit_code": 2, "findings": [f.to_json() for f in problems]})
+        return 2
     outcome = Engine(ctx, ui).next(phase)
     say = ui.info if as_json else ui.out
     if outcome.status == "nothing":

@@ -1,0 +1,395 @@
+"""Health checks (`gitforge check`, and the quick tier before every `gitforge next`).
+
+Checks report findings instead of raising, so one broken thing does not hide the others; a
+check that needs what an earlier one found broken is reported as skipped. T0 is cheap (no
+gate runs, no network, never imports anthropic); T1 (`--full`) runs the gates on the tip.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from gitforge.backlog import Backlog, Phase, select_next
+from gitforge.calls import api_key
+from gitforge.config import Config, load_config
+from gitforge.context import Context
+from gitforge.errors import ConfigError, ForgeError, LockBusy, RepoError
+from gitforge.gates import GateResult, GateSpec, describe_failure, gate_specs, run_gates
+from gitforge.git import Git
+from gitforge.recover import retryable_phases
+from gitforge.state import Lease, Store, new_id
+from gitforge.worktree import Pool
+
+T0, T1 = "T0", "T1"
+CLAIM_MAX_HOURS = 12
+ORDER = ("repo", "commits", "config", "target", "backlog", "forge-writable", "builder", "leases", "claims",
+         "locks", "runs", "worktrees", "gates", "uncommitted")
+NEEDS_STATE = ("leases", "claims", "locks", "runs", "worktrees")
+STATE_WAIT = 10.0  # seconds to wait for the state lock before skipping the state checks
+
+
+@dataclass(frozen=True)
+class Finding:
+    id: str
+    tier: str
+    level: str  # "ok" | "warn" | "error" | "skip" (could not run: an earlier check failed)
+    message: str
+    fix: str = ""
+    detail: str = ""  # a failing gate's output tail
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def exit_code(findings: list[Finding]) -> int:
+    """2 for a configuration or repository error, 1 when only the gates failed, else 0."""
+    errors = {f.id for f in findings if f.level == "error"}
+    return 2 if errors - {"gates"} else (1 if errors else 0)
+
+
+def _few(items: list[str], limit: int = 5) -> str:
+    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+@dataclass
+class Checkup:
+    """One pass over a repository; later checks use what earlier ones found."""
+
+    findings: list[Finding] = field(default_factory=list)
+    git: Git | None = None
+    cfg: Config | None = None
+    ctx: Context | None = None
+    store: Store | None = None
+    forge_ok: bool = False
+    live: dict[str, Lease] | None = None  # live leases, once the stale ones are gone
+    runnable: list[Phase] | None = None
+    backlog: Backlog | None = None
+
+    def add(self, id: str, level: str, message: str, fix: str = "", tier: str = T0, detail: str = "") -> None:
+        self.findings.append(Finding(id, tier, level, message, fix, detail))
+
+    def skip(self, ids: tuple[str, ...] | list[str], why: str, tier: str = T0) -> None:
+        for id in ids:
+            self.add(id, "skip", f"skipped: {why}", tier=tier)
+
+    def sorted(self) -> list[Finding]:
+        return sorted(self.findings, key=lambda f: ORDER.index(f.id) if f.id in ORDER else len(ORDER))
+
+    # -- the repository, its configuration and the target ----------------------------------
+    def open(self, repo: Path, overrides: Mapping[str, object]) -> None:
+        try:
+            git = Git.open(repo)
+        except Exception as e:  # a check reports what it cannot open (unsafe ownership, a corrupt .git)
+            message, hint = (e.message, e.hint) if isinstance(e, ForgeError) else (
+                f"cannot open the repository at {Path(repo).resolve()}: {e}", None)
+            self.add("repo", "error", message, hint or "run `git status` there to see what git says about it")
+            self.skip(ORDER[1:ORDER.index("gates")], "needs a git repository")
+            return
+        self.git = git
+        self.add("repo", "ok", f"git repository at {git.here}")
+        try:
+            git.require_commits()
+            commits = True
+            self.add("commits", "ok", "the repository has commits")
+        except RepoError as e:
+            commits = False
+            self.add("commits", "error", e.message, e.hint or "")
+        try:
+            self.cfg = load_config(git.here, overrides=overrides)
+            self.add("config", "ok", f"{self.cfg.source} is valid" if self.cfg.source
+                     else "no otto.yaml: the defaults apply (`gitforge init` writes one)")
+        except ConfigError as e:
+            self.add("config", "error", e.message, e.hint or "fix otto.yaml")
+        self.store = Store(git.root, git.common_dir)
+        if not commits or self.cfg is None:
+            why = "needs a first commit" if not commits else "needs a valid otto.yaml"
+            self.skip(["target", "backlog"], why)
+            return
+        try:
+            self.ctx = Context.open(repo, overrides)
+        except ForgeError as e:
+            self.add("target", "error", e.message, e.hint or "")
+            self.skip(["backlog"], "needs the target branch")
+            return
+        how = "from otto.yaml or --target" if self.cfg.target_branch else "the branch HEAD is on"
+        self.add("target", "ok", f"target branch {self.ctx.target} at {self.ctx.tip[:12]} ({how})")
+
+    # -- .forge/ ---------------------------------------------------------------------------
+    def forge(self, store: Store) -> None:
+        """Create `.forge/` if needed, then really write (and remove) a file in each folder."""
+        self.store = store
+        where = store.dir
+        try:
+            store.ensure()
+            for where in (store.dir, store.runs_dir, store.locks_dir, store.leases_dir, store.worktrees_dir):
+                fd, tmp = tempfile.mkstemp(dir=where, prefix=".check-", suffix=".tmp")
+                os.write(fd, b"gitforge check\n")
+                os.close(fd)
+                os.unlink(tmp)
+        except OSError as e:
+            if store.dir.exists() and not store.dir.is_dir():
+                fix = f"move the file {store.dir} away: gitforge keeps its run state in a folder of that name"
+            else:
+                fix = f"make it writable by you (chmod -R u+w {store.dir}), or fix its owner"
+            self.add("forge-writable", "error", f"cannot write in {e.filename or where}: {e.strerror or e}", fix)
+            self.skip(NEEDS_STATE, "needs a writable .forge/")
+            return
+        self.forge_ok = True
+        self.add("forge-writable", "ok", f"{store.dir} is writable")
+
+    def state(self, for_next: bool = False) -> None:
+        """Leases, claims and dead runs under the state lock (as recovery reads them), then locks
+        and kept worktrees. `next` recovers dead runs itself and probes no lock."""
+        store = self.store
+        assert store is not None and self.git is not None
+        try:
+            with store.locked("state", timeout=STATE_WAIT, what="the state lock"):
+                self._leases(store)
+                if not for_next:
+                    self._runs(store)
+        except LockBusy as e:
+            self.skip(["leases", "claims"] + ([] if for_next else ["runs"]), f"{e.message}; try again")
+        if not for_next:
+            self._locks(store)
+        self._worktrees(store)
+
+    def _leases(self, store: Store) -> None:
+        before = {p.stem: store.read_lease(p.stem) for p in sorted(store.leases_dir.glob("*.json"))}
+        self.live = live = store.live_leases()
+        stale = [phase for phase in before if phase not in live
+                 and not (store.leases_dir / f"{phase}.json").exists()]
+        running = [f"phase {p} (run {lease.run_id}, pid {lease.pid})" for p, lease in live.items()
+                   if lease.kind != "session"]
+        if stale:
+            who = [f"phase {p}" + (f" (run {before[p].run_id}, pid {before[p].pid} on {before[p].host})"
+                                   if before[p] else " (unreadable)") for p in stale]
+            self.add("leases", "ok", f"removed {len(stale)} stale lease(s) whose process had died: {_few(who)}")
+        else:
+            self.add("leases", "ok", f"{len(running)} live lease(s): {_few(running)}" if running else "no leases")
+        now = datetime.now(timezone.utc)
+        claims = sorted((lease for lease in live.values() if lease.kind == "session"), key=lambda c: c.started)
+        young = []
+        for claim in claims:
+            hours = _age_hours(claim.started, now)
+            if hours is not None and hours < CLAIM_MAX_HOURS:
+                young.append(f"run {claim.run_id} on phase {claim.phase}")
+                continue
+            age = f"{hours:.0f} hours ago" if hours is not None else "at an unknown time"
+            self.add("claims", "warn", f"host-agent run {claim.run_id} claimed phase {claim.phase} {age} "
+                     f"(gitforge start on {claim.host}, {claim.started}) and has not submitted",
+                     f"if that session is over, release the phase: gitforge abandon {claim.run_id}")
+        if young or not claims:
+            self.add("claims", "ok", f"{len(young)} open host-agent session(s): {_few(young)}" if young
+                     else "no host-agent sessions")
+
+    def _runs(self, store: Store) -> None:
+        """Run records left "running" whose lease is gone: the rule `recover.recover` applies."""
+        live = self.live or {}
+        dead = [r for r in store.runs() if r.get("status") == "running"
+                and not (r.get("phase") in live and live[r["phase"]].run_id == r.get("run_id"))]
+        if not dead:
+            self.add("runs", "ok", "no run was left running by a dead process")
+            return
+        named = [f"run {r.get('run_id')} (phase {r.get('phase')}, pid {r.get('pid')}, during '{r.get('step')}')"
+                 for r in dead]
+        self.add("runs", "warn", f"{len(dead)} run(s) recorded as running whose process died: {_few(named)}",
+                 "`gitforge next` recovers them first: it closes each record, completes any landing "
+                 "that happened, and the phase can run again")
+
+    def _locks(self, store: Store) -> None:
+        held = [p.stem for p in sorted(store.locks_dir.glob("*.lock")) if store.is_locked_elsewhere(p.stem)]
+        self.add("locks", "ok", f"held by a live gitforge process (a run in progress): {_few(held)}" if held
+                 else "no lock is held")
+
+    def _worktrees(self, store: Store) -> None:
+        assert self.git is not None
+        kept = Pool(self.git, store, None, []).kept()
+        if not kept:
+            self.add("worktrees", "ok", "no kept worktrees")
+            return
+        named = [f"{m.get('path')} ({m.get('branch')}, run {m.get('run_id')}: "
+                 f"{(m.get('reason') or '').splitlines()[0][:80] if m.get('reason') else 'failed'})" for m in kept]
+        self.add("worktrees", "warn", f"{len(kept)} worktree(s) kept from failed runs: {_few(named, 3)}",
+                 "look at them if useful, then `gitforge gc` removes them (a new run of the same phase "
+                 "reuses its own)")
+
+    # -- the backlog and the builder -------------------------------------------------------
+    def plan(self, count: bool = True) -> None:
+        ctx = self.ctx
+        if ctx is None:
+            return
+        try:
+            self.backlog = backlog = ctx.backlog()
+        except ForgeError as e:
+            fix = e.hint or f"fix {ctx.cfg.backlog} there and commit it"
+            if (ctx.git.here / ctx.cfg.backlog).is_file() and "not committed" in e.message:
+                fix = f"commit it: git add {ctx.cfg.backlog} && git commit -m 'Add the backlog'"
+            self.add("backlog", "error", e.message, fix)
+            return
+        if not count:
+            return
+        busy, retryable = set(), set()  # without a usable .forge/, as if no run had happened
+        if self.forge_ok:
+            busy = set(self.live) if self.live is not None else {p.stem for p in ctx.store.leases_dir.glob("*.json")}
+            retryable = retryable_phases(ctx.store, ctx.cfg.max_attempts)
+        runnable: list[Phase] = []
+        while (sel := select_next(backlog, busy=busy | {p.id for p in runnable}, retryable=retryable)).phase:
+            runnable.append(sel.phase)
+        self.runnable = runnable
+        first = select_next(backlog, busy=busy, retryable=retryable)
+        then = f" (next: phase {first.phase.id})" if first.phase else f"; {first.reason.splitlines()[0]}"
+        self.add("backlog", "ok", f"{ctx.cfg.backlog} on {ctx.target}: {len(backlog.phases)} phase(s), "
+                 f"{len(runnable)} runnable{then}")
+
+    def builder(self, environ: Mapping[str, str] | None = None) -> None:
+        cfg = self.cfg
+        if cfg is None:
+            self.skip(["builder"], "needs a valid otto.yaml")
+            return
+        environ = os.environ if environ is None else environ
+        b = cfg.builder
+        needy = None if self.runnable is None else [p.id for p in self.runnable if p.patch is None]
+        later = [] if self.backlog is None else [p.id for p in self.backlog.phases
+                                                 if p.patch is None and p.status not in ("Done", "Skipped")
+                                                 and p.id not in (needy or [])]
+        if b.kind == "patch":
+            if needy:
+                self.add("builder", "warn", f"builder.kind is 'patch' and runnable phase(s) {_few(needy)} have no "
+                         "### Patch block: `gitforge next` will refuse them",
+                         "write the change as a ```diff block under '### Patch' in each, or set builder.kind "
+                         "to anthropic or command in otto.yaml")
+            else:
+                self.add("builder", "ok", "patch (each phase carries its own ### Patch)" if needy is None
+                         else "patch (every runnable phase carries its own ### Patch)")
+            return
+        if b.kind == "anthropic":
+            if api_key(environ) is not None:
+                self.add("builder", "ok", f"anthropic ({b.model}); ANTHROPIC_API_KEY is set")
+                return
+            problem = "builder.kind is 'anthropic' and ANTHROPIC_API_KEY is not set"
+            fix = ("export ANTHROPIC_API_KEY=... ; or set builder: {kind: command, command: \"claude -p "
+                   "--permission-mode acceptEdits\"} in otto.yaml; or give each phase a ### Patch block")
+        else:
+            from gitforge.builders.command import check_command
+
+            try:
+                check_command(b, environ)
+            except ConfigError as e:
+                problem, fix = e.message, e.hint or "fix builder.command in otto.yaml"
+            else:
+                self.add("builder", "ok", f"command ({b.command})")
+                return
+        if needy is None or needy:
+            now = f"; runnable phase(s) {_few(needy)} need it" if needy else ""
+            self.add("builder", "error", problem + now, fix)
+        elif later:
+            self.add("builder", "warn", f"{problem}; no phase runnable now needs it, but phase(s) {_few(later)} "
+                     "will", fix)
+        else:
+            self.add("builder", "ok", f"{problem}, but every remaining phase carries its own ### Patch")
+
+
+def _age_hours(started: str, now: datetime) -> float | None:
+    try:
+        when = datetime.fromisoformat(started.replace("Z", "+00:00"))
+    except (ValueError, AttributeError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return (now - when).total_seconds() / 3600
+
+
+def quick(repo: Path, overrides: Mapping[str, object], environ: Mapping[str, str] | None = None) -> Checkup:
+    """Every T0 check, for `gitforge check`."""
+    c = Checkup()
+    c.open(repo, overrides)
+    if c.git is None or c.store is None:
+        return c
+    c.forge(c.store)
+    if c.forge_ok:
+        c.state()
+    c.plan()
+    c.builder(environ)
+    return c
+
+
+def before_next(ctx: Context) -> list[Finding]:
+    """T0 for `gitforge next` on a context it opened: what the engine would trip over or stay
+    silent about. The builder and dead runs are left to the engine, which reports them better."""
+    c = Checkup(git=ctx.git, cfg=ctx.cfg, ctx=ctx)
+    c.forge(ctx.store)
+    if c.forge_ok:
+        c.state(for_next=True)
+    c.plan(count=False)
+    return c.sorted()
+
+
+def full(c: Checkup, on_gate: Callable[[GateSpec, GateResult | None], None] | None = None) -> None:
+    """T1: the gates on the target's tip, and uncommitted changes a landing would touch."""
+    if c.ctx is None:
+        c.skip(["gates", "uncommitted"], "needs the repository, otto.yaml and the target branch", T1)
+        return
+    if c.forge_ok:
+        _gates(c, c.ctx, on_gate)
+    else:
+        c.skip(["gates"], "needs a writable .forge/", T1)
+    _uncommitted(c, c.ctx)
+
+
+def _gates(c: Checkup, ctx: Context, on_gate) -> None:
+    specs = gate_specs(ctx.cfg.verify, [])
+    if not specs:
+        c.add("gates", "warn", "otto.yaml configures no `verify` gates: changes land untested",
+              "add one, e.g. verify: [{name: tests, run: \"pytest -q\"}]", T1)
+        return
+    tip, store = ctx.tip, ctx.store
+    run_id = f"check-{new_id()}"
+    log_dir = store.runs_dir / run_id
+    cfg = ctx.cfg.worktrees
+    pool = Pool(ctx.git, store, cfg.setup, cfg.include, cfg.pool_size)
+    try:
+        with pool.acquire(f"forge/{run_id}", tip, run_id, log_dir) as wt:
+            results = run_gates(specs, wt.path, log_dir, {"GITFORGE_WORKTREE": str(wt.path)}, on_gate)
+    except ForgeError as e:
+        with store.locked("pool", what="the worktree pool"):  # not a failed run: keep nothing
+            for name in pool.names():
+                if pool.meta(name).get("run_id") == run_id and not store.is_locked_elsewhere(name):
+                    pool.remove(name)
+        c.add("gates", "error", f"could not prepare a worktree at {ctx.target}'s tip: {e.message}",
+              e.hint or "", T1)
+        return
+    failed = next((r for r in results if not r.ok), None)
+    if failed is None:
+        took = sum(r.duration for r in results)
+        c.add("gates", "ok", f"{len(results)} gate(s) pass on {ctx.target} at {tip[:12]} ({took:.1f}s)", tier=T1)
+        return
+    c.add("gates", "error", f"{describe_failure(failed)} on {ctx.target} at {tip[:12]} (log: {failed.log})",
+          f"the target's own tip fails its gates, so every phase would fail them too: fix {ctx.target} "
+          "first (`gitforge verify` runs them on your working tree)", T1, failed.tail)
+
+
+def _uncommitted(c: Checkup, ctx: Context) -> None:
+    own = {ctx.cfg.backlog, ctx.cfg.progress}
+    checkouts = ctx.git.checkouts_of(ctx.target)
+    if not checkouts:
+        c.add("uncommitted", "ok", f"no checkout has {ctx.target} checked out: a landing moves the branch only",
+              tier=T1)
+        return
+    tip = ctx.tip
+    for path in checkouts:
+        changed = ctx.git.local_changes(path, tip)
+        mine = [p for p in changed if p in own]
+        other = [p for p in changed if p not in own]
+        if mine:
+            c.add("uncommitted", "error", f"{path}: uncommitted changes to {', '.join(mine)}, which every "
+                  "landing rewrites", "a landing will leave your checkout behind; commit or stash them", T1)
+        if other:
+            c.add("uncommitted", "ok", f"{path}: local changes to {len(other)} other file(s) ({_few(other)}); "
+                  "a landing leaves them alone unless its phase changes them", tier=T1)
+        if not changed:
+            c.add("uncommitted", "ok", f"{path}: no uncommitted changes", tier=T1)
