@@ -42,8 +42,10 @@ class Context:
         commit = commit or self.tip
         data = self.git.read_file(commit, self.cfg.backlog)
         if data is None:
+            there = (self.git.here / self.cfg.backlog).is_file()
             raise UsageError(f"{self.cfg.backlog} is not committed on {self.target}",
-                             hint="run `gitforge init` to write a starter backlog, then commit it")
+                             hint=f"commit it: git add {self.cfg.backlog} && git commit" if there else
+                             "run `gitforge init` to write a starter backlog, then commit it")
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as e:

@@ -21,7 +21,7 @@ from gitforge.context import Context
 from gitforge.errors import ConfigError, ForgeError, LockBusy, RepoError
 from gitforge.gates import GateResult, GateSpec, describe_failure, gate_specs, run_gates
 from gitforge.git import Git
-from gitforge.recover import retryable_phases
+from gitforge.recover import dead_runs, retryable_phases
 from gitforge.state import Lease, Store, new_id
 from gitforge.worktree import Pool
 
@@ -189,9 +189,7 @@ class Checkup:
 
     def _runs(self, store: Store) -> None:
         """Run records left "running" whose lease is gone: the rule `recover.recover` applies."""
-        live = self.live or {}
-        dead = [r for r in store.runs() if r.get("status") == "running"
-                and not (r.get("phase") in live and live[r["phase"]].run_id == r.get("run_id"))]
+        dead = dead_runs(store, self.live or {})
         if not dead:
             self.add("runs", "ok", "no run was left running by a dead process")
             return

@@ -25,13 +25,18 @@ def _trailer(message: str, key: str) -> str | None:
     return m.group(1) if m else None
 
 
+def dead_runs(store: Store, live: dict) -> list[dict]:
+    """Run records that say "running" while no live lease (process or host-agent session)
+    holds their phase for that run: their process died."""
+    return [r for r in store.runs() if r.get("status") == "running"
+            and not (r.get("phase") in live and live[r["phase"]].run_id == r.get("run_id"))]
+
+
 def recover(ctx: Context) -> list[str]:
     """Close the records of dead runs; returns one message per recovered run. The caller holds
     the state lock, so no run can be between its claim and its first record meanwhile."""
     store = ctx.store
-    live = store.live_leases()
-    dead = [r for r in store.runs() if r.get("status") == "running"
-            and not (r.get("phase") in live and live[r["phase"]].run_id == r.get("run_id"))]
+    dead = dead_runs(store, store.live_leases())
     if not dead:
         return []
     landed = {}

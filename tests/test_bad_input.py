@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 
 import pytest
@@ -223,3 +224,16 @@ def test_dirty_file_that_the_landing_changes_is_never_touched(make_repo, tmp_pat
     assert (root / "app.py").read_text() == "a = 10\nb = 2\nc = 3\nd = 4\ne = 50\n"
     assert git("rev-parse", "HEAD", cwd=root).strip() == new_head
     assert git("status", "--porcelain", cwd=root) == " M app.py\n"
+
+
+def test_a_repository_owned_by_someone_else_is_a_clear_error(make_repo):
+    import os
+    import shutil
+
+    if os.geteuid() != 0 or shutil.which("chown") is None:
+        pytest.skip("needs root to hand the repository to another user")
+    root = make_repo({}, [])
+    subprocess.run(["chown", "-R", "nobody", str(root)], check=True)
+    proc = run_cli("status", cwd=root)
+    assert proc.returncode == 2, proc.stderr
+    assert "safe.directory" in proc.stderr and "internal error" not in proc.stderr

@@ -5,6 +5,7 @@ and writes git config; `notes` fetches, merges and pushes run notes (refs/notes/
 `ranges` lists the commits a push carries.
 """
 
-from gitforge.git.repo import NOTES_REF, Change, CommitTree, Git, clean_env, init_repo, run_git
+from gitforge.git.create import init_repo
+from gitforge.git.repo import NOTES_REF, Change, CommitTree, Git, clean_env, run_git
 
 __all__ = ["NOTES_REF", "Change", "CommitTree", "Git", "clean_env", "init_repo", "run_git"]

@@ -100,7 +100,11 @@ class Git:
         if found is None:
             raise RepoError(f"{Path(path).resolve()} is not inside a git repository",
                             hint="run `git init` (and make a first commit), or cd into your repository")
-        repo = pygit2.Repository(found)
+        try:
+            repo = pygit2.Repository(found)
+        except pygit2.GitError as e:  # e.g. owned by another user (git's safe.directory)
+            raise RepoError(f"cannot open the repository at {found}: {e}",
+                            hint=f"if it is yours: git config --global --add safe.directory {Path(found).parent}")
         if repo.is_bare:
             raise RepoError(f"{found} is a bare repository", hint="run gitforge in a checkout")
         here = Path(repo.workdir)
@@ -385,16 +389,3 @@ class Git:
 
     def delete_branch(self, branch: str) -> None:
         self.delete_ref(f"refs/heads/{branch}")
-
-
-def init_repo(path: Path, branch: str, files: dict[str, bytes], message: str) -> Git:
-    """A new repository at `path` whose first commit on `branch` holds `files`, checked out."""
-    path.mkdir(parents=True, exist_ok=True)
-    repo = pygit2.init_repository(str(path), initial_head=branch)
-    git = Git(repo)
-    tree = git.build_tree(str(repo.TreeBuilder().write()),
-                          [Change(p, d, "exec" if d.startswith(b"#!") else "file") for p, d in files.items()])
-    sig = git.signature()
-    repo.create_commit(f"refs/heads/{branch}", sig, sig, message, pygit2.Oid(hex=tree), [])
-    repo.checkout_head(strategy=pygit2.enums.CheckoutStrategy.FORCE)
-    return git
