@@ -123,10 +123,10 @@ class RefCheck:
         return not self.findings and not self.landing_busy and self.gates_failed is None
 
 
-def check_notes(git: Git, ref: PushedRef, remote: str) -> RefCheck:
+def check_notes(git: Git, ref: PushedRef, remote: str | None) -> RefCheck:
     """The range a ref's push adds, and every gitforge commit in it judged by its run note."""
     check = RefCheck(ref)
-    if ref.deletes:
+    if ref.deletes or ref.remote_ref.startswith("refs/notes/"):  # notes carry no landings
         return check
     cwd = git.here
     check.range = push_range(cwd, ref.local_sha, ref.remote_sha, remote)
@@ -145,16 +145,17 @@ def check_notes(git: Git, ref: PushedRef, remote: str) -> RefCheck:
 def landing_busy(git: Git, store: Store, target: str | None, ref: PushedRef) -> bool:
     """True when the push sends the target branch while a landing holds the merge lock. A
     repository where gitforge never ran has no lock file, and gets none from this check."""
-    if target is None or ref.deletes:
+    if ref.deletes or not (store.locks_dir / "merge.lock").exists():
         return False
     pushed = ref.local_ref
     if pushed == "HEAD":
         pushed = head_ref(git.here) or pushed
-    if pushed != f"refs/heads/{target}":
+    if not store.is_locked_elsewhere("merge"):
         return False
-    if not (store.locks_dir / "merge.lock").exists():
-        return False
-    return store.is_locked_elsewhere("merge")
+    if target is None:  # HEAD detached and no target_branch: the landing's own record says where
+        targets = {r.get("target") for r in store.runs() if r.get("status") == "running"}
+        return pushed in {f"refs/heads/{t}" for t in targets if t}
+    return pushed == f"refs/heads/{target}"
 
 
 def run_tip_gates(git: Git, store: Store, cfg: Config, tip: str,
@@ -174,8 +175,9 @@ def run_tip_gates(git: Git, store: Store, cfg: Config, tip: str,
 
 @dataclass
 class PushCheck:
-    remote: str
+    remote: str | None  # the configured remote; None for a URL that no remote uses
     refs: list[RefCheck]
+    url: str = ""
     notes_pushed: str | None = None  # notes sync summary when notes.push_with pushed them
 
     @property
@@ -188,7 +190,7 @@ class PushCheck:
 
 
 def check_push(git: Git, store: Store, cfg: Config | None, target: str | None, refs: list[PushedRef],
-               remote: str, on_gate: Callable[[str, GateSpec, GateResult | None], None] | None = None) -> PushCheck:
+               remote: str | None, on_gate: Callable[[str, GateSpec, GateResult | None], None] | None = None) -> PushCheck:
     """Every check on every pushed ref. The `pre_push` gates run once per distinct tip, and
     only when nothing else already refuses the push (a slow suite would be wasted)."""
     checks = [check_notes(git, ref, remote) for ref in refs]
@@ -199,9 +201,9 @@ def check_push(git: Git, store: Store, cfg: Config | None, target: str | None, r
         return push
     results: dict[str, list[GateResult]] = {}
     for check in checks:
-        if check.tip is None:
+        if check.tip is None or not check.ref.remote_ref.startswith("refs/heads/"):
             if not check.ref.deletes:
-                check.gates_skipped = "not a commit"
+                check.gates_skipped = "not a commit" if check.tip is None else "not a branch"
             continue
         if not push.ok and check.tip not in results:
             check.gates_skipped = "not run: the push is refused already"

@@ -155,6 +155,38 @@ def test_merge_lock_refuses_the_target_only(make_repo, tmp_path):
     assert tip(bare) == tip(root)
 
 
+def test_merge_lock_with_a_detached_head_uses_the_landing_runs_target(make_repo, tmp_path):
+    root = make_repo(BASE)
+    bare = setup_remote(root, tmp_path)
+    write(root, {"a.txt": "a\n"})
+    commit_all(root, "work")
+    git("checkout", "-q", "--detach", "main", cwd=root)  # as during a rebase; otto.yaml names no target
+    runs = root / ".forge" / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    (runs / "01LANDING.json").write_text(json.dumps({"run_id": "01LANDING", "phase": "1", "status": "running",
+                                                     "step": "landing", "target": "main"}))
+    with Store(root).locked("merge"):
+        proc = push(root, "origin", "main")
+        assert proc.returncode != 0 and "a landing is in progress" in proc.stderr
+    assert push(root, "origin", "main").returncode == 0
+
+
+def test_notes_refs_and_tags_are_not_gated(make_repo, tmp_path):
+    root = make_repo({**BASE, "marker.txt": "good"}, otto=PRE_PUSH)
+    bare = setup_remote(root, tmp_path)
+    write(root, {"marker.txt": "bad"})
+    commit_all(root, "break the marker")
+    git("tag", "old-bad", cwd=root)
+    git("notes", "--ref=forge/runs", "add", "-m", "{}", "HEAD", cwd=root)
+    proc = push(root, "origin", "refs/notes/forge/*:refs/notes/forge/*")
+    assert proc.returncode == 0, proc.stderr
+    assert "pre_push gate marker" not in proc.stderr
+    proc = push(root, "origin", "old-bad")
+    assert proc.returncode == 0, proc.stderr
+    assert "not a branch" in proc.stderr and "pre_push gate marker" not in proc.stderr
+    assert push(root, "origin", "main").returncode != 0  # the branch itself is still gated
+
+
 MARKER_GATE = PY + (""" -c 'import pathlib,sys; t=pathlib.Path("marker.txt").read_text(); """
                     """print("marker is", t); sys.exit(t != "good")'""")
 PRE_PUSH = f"verify: []\npre_push:\n  - name: marker\n    run: {json.dumps(MARKER_GATE)}\n"
@@ -192,11 +224,19 @@ def test_new_branch_checks_only_what_the_remote_lacks(make_repo, tmp_path):
     proc = push(root, "origin", "feature")
     assert proc.returncode == 0, proc.stderr
     assert "1 new commit(s)" in proc.stderr and "a new ref on the remote" in proc.stderr
-    # by URL there are no tracking refs: every reachable commit is checked, the landing too
+    # by URL: origin's URL is origin (its tracking refs say what it has); the landing is not rechecked
     git("switch", "-q", "-c", "other", cwd=root)
     by_url = push(root, str(bare), "other")
-    assert by_url.returncode != 0 and tip(bare, "other") == ""
-    assert f"{landing[:9]}" in by_url.stderr and "no run note" in by_url.stderr
+    assert by_url.returncode == 0, by_url.stderr
+    assert "--remotes=origin" in by_url.stderr and landing[:9] not in by_url.stderr
+    # a URL no remote uses: what no remote-tracking ref has is checked, and the advice fits a URL
+    elsewhere = tmp_path / "elsewhere.git"
+    git("init", "-q", "--bare", str(elsewhere), cwd=tmp_path)
+    git("remote", "remove", "origin", cwd=root)  # and with it every remote-tracking ref
+    proc = push(root, str(elsewhere), "other")
+    assert proc.returncode != 0 and tip(elsewhere, "other") == ""
+    assert landing[:9] in proc.stderr and "--not --remotes;" in proc.stderr
+    assert f"git remote add NAME {elsewhere}" in proc.stderr
 
 
 def test_new_branch_with_an_unproven_landing_is_refused(make_repo, tmp_path):

@@ -14,6 +14,7 @@ from gitforge.context import Context
 from gitforge.errors import ConfigError, ForgeError, RepoError
 from gitforge.gates import GateResult, GateSpec, describe_failure
 from gitforge.git import Git
+from gitforge.git.ranges import remote_name
 from gitforge.prepush import PushCheck, RefCheck, check_push, parse_refs
 from gitforge.state import Store
 from gitforge.ui import UI
@@ -41,7 +42,8 @@ def pre_push(repo: Path, remote: str, url: str, stdin: TextIO) -> int:
             ui.block(r.tail)
             ui.info(f"log: {r.log}")
 
-    push = check_push(git, store, cfg, target, refs, remote, on_gate)
+    push = check_push(git, store, cfg, target, refs, remote_name(git.here, remote, url), on_gate)
+    push.url = url
     for check in push.refs:
         _report_ref(ui, check)
     if broken is not None:
@@ -96,6 +98,9 @@ def _report_ref(ui: UI, check: RefCheck) -> None:
     if ref.deletes:
         ui.info(f"{name}: deletes the remote ref; nothing to check")
         return
+    if check.range is None:
+        ui.info(f"{name}: run notes; nothing to check")
+        return
     what = (f"{name}: {check.commits} new commit(s) ({check.range.description}), "
             f"{check.forge} by gitforge")
     problems = []
@@ -122,7 +127,7 @@ def _advise(ui: UI, push: PushCheck, target: str | None) -> None:
     findings = [f for r in push.refs for f in r.findings]
     if any(f.missing for f in findings):
         ui.warn("gitforge commits without their run notes:")
-        ui.info(f"if they came from another clone, fetch the notes: gitforge notes fetch {push.remote}")
+        ui.info(f"if they came from another clone, fetch the notes: {_notes_cmd('fetch', push)}")
         ui.info("if they were rebased or amended before notes.rewriteRef was set, copy each note: "
                 "git notes --ref=forge/runs copy OLD NEW")
     if any(not f.missing for f in findings):
@@ -143,6 +148,10 @@ def _notes(ui: UI, git: Git, store: Store, cfg: Config | None, push: PushCheck) 
     if cfg is not None and cfg.notes.push_with:
         from gitforge.notesync import push as push_notes
 
+        if push.remote is None:
+            ui.warn(f"notes.push_with: the run notes were not pushed, because {push.url} is not a configured "
+                    f"remote; {_notes_cmd('push', push)}")
+            return
         try:
             push.notes_pushed = push_notes(git, store, push.remote).summary
         except ForgeError as e:  # the branches are fine to push; the notes can follow
@@ -151,8 +160,15 @@ def _notes(ui: UI, git: Git, store: Store, cfg: Config | None, push: PushCheck) 
             return
         ui.ok(push.notes_pushed)
     elif push.forge_commits:
-        ui.info(f"run notes are not pushed with branches: gitforge notes push {push.remote}, "
+        ui.info(f"run notes are not pushed with branches: {_notes_cmd('push', push)}, "
                 "or set notes.push_with: true in otto.yaml")
+
+
+def _notes_cmd(verb: str, push: PushCheck) -> str:
+    """The notes command to suggest; notes sync needs a named remote, not a bare URL."""
+    if push.remote is not None:
+        return f"gitforge notes {verb} {push.remote}"
+    return f"add the URL as a remote (git remote add NAME {push.url}), then gitforge notes {verb} NAME"
 
 
 def _short(ref: str) -> str:

@@ -41,15 +41,29 @@ class PushRange:
     description: str
 
 
-def push_range(cwd: Path, local_sha: str, remote_sha: str, remote: str) -> PushRange:
+def push_range(cwd: Path, local_sha: str, remote_sha: str, remote: str | None) -> PushRange:
     """`remote_sha..local_sha` when the remote's old value is known here; otherwise (a new
     branch, or a remote sha this clone never saw) what local_sha reaches beyond the remote's
-    tracking refs -- every reachable commit when `remote` is a URL, which has none."""
+    tracking refs (every remote's, when the push goes to a URL no remote uses)."""
     if not is_null(remote_sha) and has_commit(cwd, remote_sha):
         return PushRange((f"{remote_sha}..{local_sha}",), f"{remote_sha[:9]}..{local_sha[:9]}")
     why = "a new ref on the remote" if is_null(remote_sha) else f"the remote's {remote_sha[:9]} is unknown here"
-    return PushRange((local_sha, "--not", f"--remotes={remote}"),
-                     f"{local_sha[:9]} --not --remotes={remote}; {why}")
+    known = "--remotes" if remote is None else f"--remotes={remote}"
+    return PushRange((local_sha, "--not", known), f"{local_sha[:9]} --not {known}; {why}")
+
+
+def remote_name(cwd: Path, remote: str, url: str) -> str | None:
+    """The configured remote a push goes to: git passes its name, or, for `git push URL`, the
+    URL twice; a URL that a configured remote uses is that remote. None: no remote matches."""
+    names = run_git(["remote"], cwd, hooks_off=False).stdout.split()
+    if remote in names:
+        return remote
+    for name in names:
+        urls = [run_git(["remote", "get-url", *flag, name], cwd, check=False, hooks_off=False).stdout.strip()
+                for flag in ([], ["--push"])]
+        if url in urls or remote in urls:
+            return name
+    return None
 
 
 def count_commits(cwd: Path, rng: PushRange) -> int:
