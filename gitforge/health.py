@@ -206,7 +206,8 @@ class Checkup:
 
     def _worktrees(self, store: Store) -> None:
         assert self.git is not None
-        kept = Pool(self.git, store, None, []).kept()
+        sessions = {c.run_id for c in store.claims()}  # a host agent's worktree is in use, not kept
+        kept = [m for m in Pool(self.git, store, None, []).kept() if m.get("run_id") not in sessions]
         if not kept:
             self.add("worktrees", "ok", "no kept worktrees")
             return

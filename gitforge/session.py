@@ -15,11 +15,13 @@ import os
 import socket
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from gitforge.backlog import Phase
 from gitforge.engine import CAPTURE_EXCLUDE, Engine, Outcome
-from gitforge.errors import ForgeError, UsageError, WorkFailed
+from gitforge.errors import BacklogError, ForgeError, UsageError, WorkFailed
 from gitforge.gates import GateResult, end_orphans, gate_specs
+from gitforge.git import rebase
 from gitforge.land import Work
 from gitforge.loop import SAME_ERROR_LIMIT, feedback_for
 from gitforge.pilot import signature
@@ -194,12 +196,44 @@ class HostSession(Engine):
         try:
             landing = self._land(phase, record, attempts, work)
         except WorkFailed as e:  # the target moved and the change conflicts or fails there
-            wt.keep_reason = e.message
-            return self._end_failed(phase, record, attempts, e.message)
+            return self._target_moved(phase, record, attempts, wt, e.message)
+        except BacklogError as e:  # the phase was removed or broken on the target meanwhile
+            why = f"cannot land on {self.ctx.target}: {e.message}"
+            self._not_landed(record, attempts, why)
+            wt.keep_reason = why
+            return self._end_failed(phase, record, attempts, why, retryable=False)
         wt.keep = False  # back to the pool
         self.store.release_claim(phase.id, record["run_id"])
         out = self._landed(phase, record, landing)
         return self._session("landed", record, phase, commit=out.commit, notices=out.notices)
+
+    def _target_moved(self, phase: Phase, record: dict, attempts: list[Attempt], wt, why: str) -> Session:
+        """The change passed on its base but not on the target's new tip: like a rebase that
+        stops, move the session onto the tip with the change carried over, and hand it back."""
+        att, tip, target = self._not_landed(record, attempts, why), self.ctx.tip, self.ctx.target
+        if att.number >= self.ctx.cfg.max_attempts or tip == wt.base:
+            wt.keep_reason = why
+            return self._end_failed(phase, record, attempts, why)
+        conflicts = rebase.onto(self.ctx.git, wt.path, wt.branch, wt.base, tip, Path(att.ledger["patch"]))
+        if conflicts is None:
+            wt.keep_reason = why
+            return self._end_failed(phase, record, attempts, f"{why}\n(the change could not be carried onto {tip[:12]})")
+        record.update(base=tip, step="edit")
+        self.store.save_run(record)
+        self.store.event("session.rebased", run_id=record["run_id"], phase=phase.id, base=tip, conflicts=conflicts)
+        now = (f"The worktree is now on the new tip with your change applied; resolve the conflict markers "
+               f"(<<<<<<<) in: {', '.join(conflicts)}." if conflicts else
+               "The worktree is now on the new tip with your change applied on top; make it pass there.")
+        return self._session("retry", record, phase, reason=f"{target} moved to {tip[:12]}: {att.reason}",
+                             feedback=f"Submission {att.number}: your change passed on its base, but {target} "
+                                      f"moved while you worked and it cannot land on the new tip:\n{why}\n\n{now}")
+
+    def _not_landed(self, record: dict, attempts: list[Attempt], why: str) -> Attempt:
+        """The last submission passed its gates but did not land: record it as failed."""
+        att = attempts[-1]
+        att.ok, att.stage, att.reason, att.details = False, "land", why.splitlines()[0], why.splitlines()[1:]
+        self._attempt_saver(record, attempts)(att)
+        return att
 
     def _after_failure(self, phase: Phase, record: dict, attempts: list[Attempt], wt) -> Session:
         att = attempts[-1]

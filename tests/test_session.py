@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import PY, ROOT, git, phase_md, run_cli, write
+from conftest import PY, ROOT, commit_all, git, phase_md, run_cli, write
 
 BASE = {"app/__init__.py": "", "app/text.py": "def shout(s):\n    return s.upper()\n"}
 CHECK = f"{PY} -c 'from app.text import slug; assert slug(\"A B\") == \"a-b\"'"
@@ -338,3 +338,67 @@ def test_a_submit_that_died_moving_the_target_is_recovered_not_landed_twice(make
     assert git("log", "--format=%s", "main", cwd=root).splitlines() == ["Phase 1: Add slug", "initial"]
     assert json.loads(record_path.read_text())["status"] == "landed"
     assert not (root / ".forge/leases/1.json").exists()
+
+
+# -- the target moves while the agent works ------------------------------------------------------
+def test_a_conflict_with_the_moved_target_hands_the_session_back_on_the_new_tip(make_repo):
+    root = make(make_repo)
+    start = json.loads(run_cli("start", "--json", cwd=root).stdout)
+    wt = Path(start["worktree"])
+    write(wt, {"app/text.py": GOOD})
+    theirs = BASE["app/text.py"] + "\n\ndef whisper(s):\n    return s.lower()\n"
+    write(root, {"app/text.py": theirs})
+    moved = commit_all(root, "someone else's change")
+    out = json.loads(run_cli("submit", "--json", cwd=root).stdout)
+    assert out["status"] == "retry" and out["base"] == moved and out["attempts_left"] == 2
+    assert "conflict markers" in out["feedback"] and "app/text.py" in out["feedback"]
+    text = (wt / "app/text.py").read_text()
+    assert "<<<<<<<" in text and "def whisper" in text and "def slug" in text
+    assert git("rev-parse", "HEAD", cwd=wt).strip() == moved
+    write(wt, {"app/text.py": theirs + "\n\ndef slug(s):\n    return s.lower().replace(' ', '-')\n"})
+    out = json.loads(run_cli("submit", "--json", cwd=root).stdout)
+    assert out["status"] == "landed", out
+    landed = git("show", "main:app/text.py", cwd=root)
+    assert "def whisper" in landed and "def slug" in landed and "<<<<<<<" not in landed
+    assert git("rev-parse", "main~1", cwd=root).strip() == moved
+
+
+def test_gates_failing_on_the_moved_target_hand_the_session_back(make_repo):
+    exclusive = "test ! -f a.txt -o ! -f b.txt"
+    root = make(make_repo, otto=f"verify:\n  - {{name: exclusive, run: {json.dumps(exclusive)}}}\n",
+                phases=[phase_md("1", "Add slug")])
+    start = json.loads(run_cli("start", "--json", cwd=root).stdout)
+    wt = Path(start["worktree"])
+    write(wt, {"a.txt": "a\n"})
+    write(root, {"b.txt": "b\n"})
+    moved = commit_all(root, "b arrives")
+    out = json.loads(run_cli("submit", "--json", cwd=root).stdout)
+    assert out["status"] == "retry" and out["base"] == moved, out
+    assert "exclusive" in out["feedback"] and "on top" in out["feedback"]
+    assert (wt / "a.txt").exists() and (wt / "b.txt").exists()
+    (wt / "a.txt").unlink()
+    write(wt, {"c.txt": "c\n"})
+    out = json.loads(run_cli("submit", "--json", cwd=root).stdout)
+    assert out["status"] == "landed", out
+    files = set(git("ls-tree", "--name-only", "main", cwd=root).split())
+    assert {"b.txt", "c.txt"} <= files and "a.txt" not in files
+
+
+def test_a_phase_removed_from_the_backlog_meanwhile_ends_the_session_clearly(make_repo):
+    root = make(make_repo, phases=[phase_md("1", "Add slug", checks=(CHECK,)), phase_md("2", "Other")])
+    start = json.loads(run_cli("start", "1", "--json", cwd=root).stdout)
+    write(Path(start["worktree"]), {"app/text.py": GOOD})
+    write(root, {"BACKLOG.md": "# Backlog\n\n" + phase_md("2", "Other")})
+    commit_all(root, "drop phase 1")
+    proc = run_cli("submit", "--json", cwd=root)
+    out = json.loads(proc.stdout)
+    assert proc.returncode == 1 and out["status"] == "failed", proc.stderr
+    assert "no phase 1" in out["reason"] and "internal error" not in proc.stderr
+    assert not list((root / ".forge/leases").glob("*.json"))
+    assert "def slug" not in git("show", "main:app/text.py", cwd=root)
+    # an open session's worktree is not reported as a leftover by check
+    again = json.loads(run_cli("start", "--json", cwd=root).stdout)
+    assert again["phase"]["id"] == "2"
+    findings = json.loads(run_cli("check", "--json", cwd=root).stdout)["findings"]
+    worktrees = next(f for f in findings if f["id"] == "worktrees")
+    assert start["worktree"] in worktrees["message"] and again["worktree"] not in worktrees["message"]

@@ -31,14 +31,15 @@ def _report(command: str, s: Session, as_json: bool) -> int:
         print_json({"command": command, **s.to_json()})
         return s.exit_code
     ui, out = UI(), UI.out
-    for notice in s.notices:
-        ui.warn(notice)
+    if s.status in ("started", "resumed", "nothing"):  # a landing's notices were printed as it landed
+        for notice in s.notices:
+            ui.warn(notice)
     if s.status == "nothing":
         out(f"Nothing to do: {s.reason}")
     elif s.status in ("started", "resumed"):
         out(f"Phase {s.phase.id}: {s.phase.title}   (run {s.run_id}, {s.status})")
         out(f"Worktree: {s.worktree}")
-        out(f"  branch {s.branch}, from {s.target} @ {s.base[:12]}; edit files there, do not commit")
+        out(f"  branch {s.branch}, from {s.target} @ {s.base[:12]}; edit files there (no need to commit)")
         out("Gates: " + ("; ".join(f"{g['name']}: {g['run']}" for g in s.gates) or "none configured"))
         out(f"Attempts left: {s.attempts_left}")
         out()

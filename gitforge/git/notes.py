@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from gitforge.errors import GitFailed
+from gitforge.errors import GitFailed, RepoError
 from gitforge.git import settings
 from gitforge.git.repo import NOTES_REF, Git, run_git
 
@@ -63,7 +63,7 @@ def fetch(git: Git, remote: str) -> None:
             f"+{FORGE_NOTES}*:{tracking_prefix(remote)}*"]
     proc = run_git(args, git.root, check=False)
     if proc.returncode != 0:
-        raise GitFailed(f"could not fetch run notes from '{remote}' ({remote_url(git, remote)}): "
+        raise RepoError(f"could not fetch run notes from '{remote}' ({remote_url(git, remote)}): "
                         f"{proc.stderr.strip() or proc.stdout.strip()}",
                         hint=f"check the remote's address and your access (git remote -v; git ls-remote {remote}), "
                              f"then run the command again")
@@ -123,7 +123,7 @@ class PushedRef:
 
 def push(git: Git, remote: str) -> list[PushedRef]:
     """Push every local forge notes ref, never forced. Rejections come back as PushedRefs
-    (the caller decides whether to merge and retry); a transport failure raises GitFailed."""
+    (the caller decides whether to merge and retry); a transport failure raises RepoError (exit 2: the remote's address or access)."""
     proc = run_git(["push", "--porcelain", "--no-follow-tags", remote, PUSH_REFSPEC], git.root, check=False)
     lines = []
     for line in proc.stdout.splitlines():
@@ -131,7 +131,7 @@ def push(git: Git, remote: str) -> list[PushedRef]:
         if len(parts) == 3 and len(parts[0]) == 1:
             lines.append(PushedRef(parts[1].partition(":")[2], parts[0], parts[2]))
     if proc.returncode != 0 and not any(p.flag == "!" for p in lines):
-        raise GitFailed(f"could not push run notes to '{remote}' ({remote_url(git, remote)}): "
+        raise RepoError(f"could not push run notes to '{remote}' ({remote_url(git, remote)}): "
                         f"{proc.stderr.strip() or proc.stdout.strip()}",
                         hint="check the remote's address and your write access (git remote -v), "
                              "then run the command again")
