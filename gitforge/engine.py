@@ -16,7 +16,7 @@ from gitforge.builders.base import Job
 from gitforge.calls import Caller, api_key
 from gitforge.context import Context
 from gitforge.errors import ForgeError, UsageError, WorkFailed
-from gitforge.gates import GateResult, GateSpec, describe_failure, gate_specs, run_gates
+from gitforge.gates import GateResult, describe_failure, gate_specs, run_gates
 from gitforge.land import Landing, Work, land
 from gitforge.llm import Client
 from gitforge.loop import FixLoop
@@ -25,7 +25,7 @@ from gitforge.recover import recover, retryable_phases
 from gitforge.redact import secrets_from
 from gitforge.spend import BudgetExceeded, Meter, by_role
 from gitforge.state import atomic_write, new_id, now_iso
-from gitforge.ui import UI
+from gitforge.ui import UI, gate_printer
 from gitforge.worktree import Pool
 
 # What an agent or a gate leaves behind that is not part of a change (used when capturing a
@@ -207,14 +207,7 @@ class Engine:
         return save
 
     def _gate_printer(self):
-        def show(spec: GateSpec, result: GateResult | None) -> None:
-            if result is None:
-                self.ui.info(f"gate {spec.name}: {spec.run}")
-            elif result.ok:
-                self.ui.ok(f"gate {spec.name} passed ({result.duration:.2f}s)")
-            else:
-                self.ui.fail(describe_failure(result))
-        return show
+        return gate_printer(self.ui)
 
     def _reverifier(self, wt, specs, run_dir, env):
         def reverify(tip: str, merged_tree: str) -> tuple[str, list[GateResult]]:

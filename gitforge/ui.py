@@ -53,3 +53,21 @@ def print_json(data: dict) -> None:
     import json
 
     typer.echo(json.dumps({"schema_version": 1, **data}, indent=2, default=str))
+
+
+def gate_printer(ui: UI, where: str = "", detail: bool = False, label: str = "gate"):
+    """The callback `run_gates` reports each gate to: its command as it starts, then passed or
+    how it failed (with `detail`, the output's tail and the log path too)."""
+    from gitforge.gates import describe_failure
+
+    def show(spec, result) -> None:
+        if result is None:
+            ui.info(f"{label} {spec.name}{where}: {spec.run}")
+        elif result.ok:
+            ui.ok(f"gate {spec.name} passed ({result.duration:.2f}s)")
+        else:
+            ui.fail(describe_failure(result))
+            if detail:
+                ui.block(result.tail)
+                ui.info(f"log: {result.log}")
+    return show

@@ -6,9 +6,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from gitforge import health
-from gitforge.gates import GateResult, GateSpec, describe_failure
 from gitforge.health import Finding
-from gitforge.ui import UI, print_json
+from gitforge.ui import UI, gate_printer, print_json
 
 
 def show_findings(ui: UI, findings: Iterable[Finding]) -> None:
@@ -46,16 +45,8 @@ def check(repo: Path, full: bool, overrides: Mapping[str, object], as_json: bool
     findings = checkup.sorted()
     show_findings(ui, findings)
     if full:
-        def on_gate(spec: GateSpec, result: GateResult | None) -> None:
-            if result is None:
-                ui.step(f"gate {spec.name} on the target's tip: {spec.run}")
-            elif result.ok:
-                ui.info(f"gate {spec.name} passed ({result.duration:.2f}s)")
-            else:
-                ui.info(describe_failure(result))
-
         done = len(checkup.findings)
-        health.full(checkup, on_gate)
+        health.full(checkup, gate_printer(ui, " on the target's tip"))
         show_findings(ui, checkup.findings[done:])
         findings += checkup.findings[done:]
     code = health.exit_code(findings)

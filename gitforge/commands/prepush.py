@@ -17,7 +17,7 @@ from gitforge.git import Git
 from gitforge.git.ranges import remote_name
 from gitforge.prepush import PushCheck, RefCheck, check_push, parse_refs
 from gitforge.state import Store
-from gitforge.ui import UI
+from gitforge.ui import UI, gate_printer
 
 SKIP = ("to push anyway: GITFORGE=0 git push (skips gitforge's check only) "
         "or git push --no-verify (skips every pre-push hook)")
@@ -33,14 +33,7 @@ def pre_push(repo: Path, remote: str, url: str, stdin: TextIO) -> int:
     store = Store(git.root, git.common_dir)
 
     def on_gate(tip: str, spec: GateSpec, r: GateResult | None) -> None:
-        if r is None:
-            ui.step(f"pre_push gate {spec.name} on {tip[:9]}: {spec.run}")
-        elif r.ok:
-            ui.ok(f"gate {spec.name} passed ({r.duration:.2f}s)")
-        else:
-            ui.fail(describe_failure(r))
-            ui.block(r.tail)
-            ui.info(f"log: {r.log}")
+        gate_printer(ui, f" on {tip[:9]}", detail=True, label="pre_push gate")(spec, r)
 
     push = check_push(git, store, cfg, target, refs, remote_name(git.here, remote, url), on_gate)
     push.url = url

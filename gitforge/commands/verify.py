@@ -7,7 +7,7 @@ from pathlib import Path
 from gitforge.context import Context
 from gitforge.gates import describe_failure, gate_specs, run_gates
 from gitforge.state import new_id
-from gitforge.ui import UI, print_json
+from gitforge.ui import UI, gate_printer, print_json
 
 
 def verify(repo: Path, as_json: bool = False) -> int:
@@ -17,10 +17,7 @@ def verify(repo: Path, as_json: bool = False) -> int:
     if not specs:
         ui.warn("otto.yaml configures no `verify` gates: nothing to run")
     log_dir = ctx.store.ensure().runs_dir / f"verify-{new_id()}"
-    results = run_gates(specs, ctx.git.here, log_dir, {"GITFORGE_WORKTREE": str(ctx.git.here)},
-                        lambda spec, r: ui.step(f"gate {spec.name}: {spec.run}") if r is None else
-                        (ui.ok(f"gate {spec.name} passed ({r.duration:.2f}s)") if r.ok else
-                         ui.fail(describe_failure(r))))
+    results = run_gates(specs, ctx.git.here, log_dir, {"GITFORGE_WORKTREE": str(ctx.git.here)}, gate_printer(ui))
     failed = next((r for r in results if not r.ok), None)
     if as_json:
         print_json({"command": "verify", "ok": failed is None, "gates": [r.to_json() for r in results]})
