@@ -19,10 +19,10 @@ from gitforge.calls import api_key
 from gitforge.config import Config, load_config
 from gitforge.context import Context
 from gitforge.errors import ConfigError, ForgeError, LockBusy, RepoError
-from gitforge.gates import GateResult, GateSpec, describe_failure, gate_specs, run_gates
+from gitforge.gates import GateResult, GateSpec, describe_failure, gate_specs
 from gitforge.git import Git
 from gitforge.recover import dead_runs, retryable_phases
-from gitforge.state import Lease, Store, new_id
+from gitforge.state import Lease, Store
 from gitforge.worktree import Pool
 
 T0, T1 = "T0", "T1"
@@ -346,19 +346,10 @@ def _gates(c: Checkup, ctx: Context, on_gate) -> None:
         c.add("gates", "warn", "otto.yaml configures no `verify` gates: changes land untested",
               "add one, e.g. verify: [{name: tests, run: \"pytest -q\"}]", T1)
         return
-    tip, store = ctx.tip, ctx.store
-    run_id = f"check-{new_id()}"
-    log_dir = store.runs_dir / run_id
-    cfg = ctx.cfg.worktrees
-    pool = Pool(ctx.git, store, cfg.setup, cfg.include, cfg.pool_size)
+    tip, w = ctx.tip, ctx.cfg.worktrees
     try:
-        with pool.acquire(f"forge/{run_id}", tip, run_id, log_dir) as wt:
-            results = run_gates(specs, wt.path, log_dir, {"GITFORGE_WORKTREE": str(wt.path)}, on_gate)
+        results = Pool(ctx.git, ctx.store, w.setup, w.include, w.pool_size).gates_at(tip, specs, "check", on_gate)
     except ForgeError as e:
-        with store.locked("pool", what="the worktree pool"):  # not a failed run: keep nothing
-            for name in pool.names():
-                if pool.meta(name).get("run_id") == run_id and not store.is_locked_elsewhere(name):
-                    pool.remove(name)
         c.add("gates", "error", f"could not prepare a worktree at {ctx.target}'s tip: {e.message}",
               e.hint or "", T1)
         return

@@ -4,11 +4,9 @@ marker, a foreign hook kept as `pre-push.legacy` and run first, never a user's h
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shlex
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +14,7 @@ from gitforge.errors import UsageError
 from gitforge.git import Git
 from gitforge.git import settings
 from gitforge.resources import data_dir
+from gitforge.state import atomic_write
 
 MARKER = "gitforge-pre-push-v1"
 MARKERS = (MARKER,)  # every version's marker: an older gitforge hook is ours to rewrite
@@ -109,7 +108,7 @@ def install(git: Git, force: bool = False) -> Installed:
     else:
         action = "installed"
     if action != "unchanged":
-        _write_executable(hook, script)
+        atomic_write(hook, script.encode("utf-8"), mode=0o755)  # a push meanwhile runs old or new
     return Installed(hook, action, legacy if os.path.lexists(legacy) else None, moved, place.hooks_path)
 
 
@@ -134,19 +133,3 @@ def uninstall(git: Git) -> Removed:
     if restored:
         os.rename(legacy, hook)
     return Removed(hook, removed, restored)
-
-
-def _write_executable(path: Path, text: str) -> None:
-    """Write atomically with mode 0755 already set: a push running meanwhile sees the old hook
-    or the new one, never a half-written or non-executable file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

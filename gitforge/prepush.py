@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 
 from gitforge.config import Config
 from gitforge.errors import UsageError
-from gitforge.gates import GateResult, GateSpec, gate_specs, run_gates
+from gitforge.gates import GateResult, GateSpec, gate_specs
 from gitforge.git import Git
 from gitforge.git.ranges import (PushRange, commits_with_trailer, count_commits, head_ref, is_null, peel_commit,
                                  push_range)
-from gitforge.state import Store, new_id
+from gitforge.state import Store
 from gitforge.worktree import Pool
 
 RUN_TRAILER = "Forge-Run"
@@ -160,17 +160,13 @@ def landing_busy(git: Git, store: Store, target: str | None, ref: PushedRef) -> 
 
 def run_tip_gates(git: Git, store: Store, cfg: Config, tip: str,
                   on_gate: Callable[[GateSpec, GateResult | None], None] | None = None) -> list[GateResult]:
-    """otto.yaml's `pre_push` gates in a pooled worktree checked out at `tip` (not the user's
-    working tree, which may hold something else); the worktree goes back to the pool after."""
+    """otto.yaml's `pre_push` gates at `tip`, not in the user's working tree (it may hold
+    something else)."""
     specs = gate_specs(cfg.pre_push, [])
     if not specs:
         return []
-    store.ensure()
-    run_id = new_id()
-    log_dir = store.run_dir(f"pre-push-{run_id}")
-    pool = Pool(git, store, cfg.worktrees.setup, cfg.worktrees.include, cfg.worktrees.pool_size)
-    with pool.acquire(branch=f"forge/pre-push-{run_id.lower()}", base=tip, run_id=run_id, log_dir=log_dir) as wt:
-        return run_gates(specs, wt.path, log_dir, {"GITFORGE_WORKTREE": str(wt.path)}, on_gate)
+    w = cfg.worktrees
+    return Pool(git, store.ensure(), w.setup, w.include, w.pool_size).gates_at(tip, specs, "pre-push", on_gate)
 
 
 @dataclass

@@ -48,8 +48,9 @@ def new_id() -> str:
     return str(ULID())
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that a reader sees the old or the new file, never a torn one."""
+def atomic_write(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Write `data` to `path` so that a reader sees the old or the new file, never a torn one
+    (nor, with `mode`, one without its permissions)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -57,6 +58,8 @@ def atomic_write(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -9,16 +9,16 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import Timeout
 
 from gitforge.errors import ConfigError, LockBusy, RepoError, WorkFailed
-from gitforge.gates import GateSpec, run_gate
+from gitforge.gates import GateResult, GateSpec, run_gate, run_gates
 from gitforge.git import Change, Git
-from gitforge.state import Store, atomic_write_json, now_iso, read_json
+from gitforge.state import Store, atomic_write_json, new_id, now_iso, read_json
 
 
 @dataclass
@@ -148,12 +148,23 @@ class Pool:
         return name, False
 
     @contextlib.contextmanager
-    def acquire(self, branch: str, base: str, run_id: str, log_dir: Path) -> Iterator[Worktree]:
+    def acquire(self, branch: str, base: str, run_id: str, log_dir: Path,
+                keep_on_error: bool = True) -> Iterator[Worktree]:
         with self.store.locked("pool", what="the worktree pool"):
             name, exists = self._claim(branch)
         wt = Worktree(name, self.store.worktrees_dir / name, branch, base, reused=exists)
-        with self._held(wt, run_id, lambda: self._prepare(wt, exists, log_dir)):
+        with self._held(wt, run_id, lambda: self._prepare(wt, exists, log_dir), keep_on_error=keep_on_error):
             yield wt
+
+    def gates_at(self, commit: str, specs: Sequence[GateSpec], kind: str,
+                 on_gate: Callable[[GateSpec, GateResult | None], None] | None = None) -> list[GateResult]:
+        """Gates on `commit` for a check that is not a run (`check --full`, the pre-push hook):
+        in a pooled worktree at that commit, logged under `.forge/runs/<kind>-<id>/`, and the
+        worktree goes back to the pool whatever happens (nothing is kept)."""
+        run_id = f"{kind}-{new_id()}"
+        log_dir = self.store.run_dir(run_id)
+        with self.acquire(f"forge/{run_id.lower()}", commit, run_id, log_dir, keep_on_error=False) as wt:
+            return run_gates(specs, wt.path, log_dir, {"GITFORGE_WORKTREE": str(wt.path)}, on_gate)
 
     @contextlib.contextmanager
     def resume(self, name: str, branch: str, base: str, run_id: str) -> Iterator[Worktree]:
@@ -174,9 +185,9 @@ class Pool:
             yield wt
 
     @contextlib.contextmanager
-    def _held(self, wt: Worktree, run_id: str, prepare, lock=None) -> Iterator[Worktree]:
+    def _held(self, wt: Worktree, run_id: str, prepare, lock=None, keep_on_error: bool = True) -> Iterator[Worktree]:
         """Hold `wt` (its lock is taken) for `run_id`; on exit it goes back to the pool, or is
-        kept when `wt.keep` is set or the holder stopped on an error."""
+        kept when `wt.keep` is set or the holder stopped on an error (unless not `keep_on_error`)."""
         lock = lock or self.store.lock(wt.name)
         try:
             prepare()
@@ -184,7 +195,9 @@ class Pool:
                                                          "run_id": run_id, "state": "busy", "since": now_iso()})
             yield wt
         except BaseException as exc:
-            if not wt.keep:  # a run that stopped on an error: keep its files to look at
+            if not keep_on_error:
+                wt.keep = False
+            elif not wt.keep:  # a run that stopped on an error: keep its files to look at
                 wt.keep, wt.keep_reason = True, f"the run stopped: {exc}" if str(exc) else type(exc).__name__
             with contextlib.suppress(Exception):  # the original error is the one to report
                 self._release(wt, run_id)

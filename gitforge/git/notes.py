@@ -43,7 +43,7 @@ def local_ref(remote: str, tracking: str) -> str:
 
 
 def remotes(git: Git) -> list[str]:
-    return run_git(["remote"], git.root).stdout.split()
+    return settings.remotes(git.root)
 
 
 def remote_url(git: Git, remote: str) -> str:

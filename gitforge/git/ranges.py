@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gitforge.git import settings
 from gitforge.git.repo import run_git
 
 
@@ -55,7 +56,7 @@ def push_range(cwd: Path, local_sha: str, remote_sha: str, remote: str | None) -
 def remote_name(cwd: Path, remote: str, url: str) -> str | None:
     """The configured remote a push goes to: git passes its name, or, for `git push URL`, the
     URL twice; a URL that a configured remote uses is that remote. None: no remote matches."""
-    names = run_git(["remote"], cwd, hooks_off=False).stdout.split()
+    names = settings.remotes(cwd)
     if remote in names:
         return remote
     for name in names:

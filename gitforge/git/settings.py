@@ -32,3 +32,8 @@ def add_local(cwd: Path, key: str, value: str) -> bool:
         return False
     run_git(["config", "--local", "--add", key, value], cwd)
     return True
+
+
+def remotes(cwd: Path) -> list[str]:
+    """The configured remotes' names."""
+    return run_git(["remote"], cwd, hooks_off=False).stdout.split()
