@@ -120,6 +120,25 @@ class WorktreesConfig(_Section):
         return patterns
 
 
+class GatesConfig(_Section):
+    """How gates run: on the worktree's own code, and on exactly the tree that lands."""
+    # Prepended to PYTHONPATH, relative to the worktree; None: the worktree root, and src/ when
+    # the worktree has one (a Python project's import roots). [] leaves PYTHONPATH alone.
+    pythonpath: list[str] | None = None
+    import_check: bool = True   # a passing gate whose interpreter imports the project from elsewhere is not green
+    edits: Literal["refuse", "land"] = "refuse"  # gates that change tracked files: refuse, or land what they tested
+
+    @field_validator("pythonpath")
+    @classmethod
+    def _relative_dirs(cls, paths: list[str] | None) -> list[str] | None:
+        for path in paths or []:
+            parts = path.replace("\\", "/").split("/")
+            if not path or path.startswith(("/", "~")) or ".." in parts or parts[0] in (".git", ".forge"):
+                raise ValueError(f"{path!r} must be a folder relative to the worktree, without '..', "
+                                 f"not under .git/ or .forge/")
+        return paths
+
+
 class ExecuteFixConfig(_Section):
     enabled: bool = False
     commands: list[str] = Field(default_factory=list)
@@ -134,6 +153,7 @@ class Config(_Section):
     backlog: str = Field(default="BACKLOG.md", min_length=1)
     progress: str = Field(default="PROGRESS.md", min_length=1)
     verify: list[Gate] = Field(default_factory=list)
+    gates: GatesConfig = Field(default_factory=GatesConfig)
     pre_push: list[Gate] = Field(default_factory=list)  # gates the pre-push hook runs on a pushed tip
     builder: BuilderConfig = Field(default_factory=BuilderConfig)
     planner: PlannerConfig = Field(default_factory=PlannerConfig)
@@ -158,7 +178,7 @@ class Config(_Section):
         return {**DEFAULT_PRICES, **value} if isinstance(value, dict) else value
 
     @field_validator("builder", "planner", "llm", "budgets", "merge", "policy", "worktrees",
-                     "execute_fix", "notes", mode="before")
+                     "execute_fix", "notes", "gates", mode="before")
     @classmethod
     def _empty_section(cls, value: object) -> object:
         """`builder:` with every line under it commented out means "all defaults"."""
