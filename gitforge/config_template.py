@@ -29,6 +29,10 @@ progress: {d.progress}
 
 # Gates, run in order inside the task worktree; all must pass before a change lands.
 verify:{gates or " []"}{example}
+gates:
+  pythonpath: null              # folders put first on PYTHONPATH; null: the worktree root and src/
+  import_check: true            # a gate whose Python imports this project from elsewhere is not green
+  edits: refuse                 # gates that change files: refuse | land (the tree they tested)
 
 builder:
   kind: {b.kind}                   # patch | anthropic | command

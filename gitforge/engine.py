@@ -16,7 +16,8 @@ from gitforge.builders.base import Job
 from gitforge.calls import Caller, api_key
 from gitforge.context import Context
 from gitforge.errors import ForgeError, UsageError, WorkFailed
-from gitforge.gates import GateResult, describe_failure, gate_specs, run_gates
+from gitforge.gates import GateResult, describe_failure, gate_specs
+from gitforge.proof import CAPTURE_EXCLUDE, prove
 from gitforge.land import Landing, Work, land
 from gitforge.llm import Client
 from gitforge.loop import FixLoop
@@ -26,12 +27,8 @@ from gitforge.redact import secrets_from
 from gitforge.spend import BudgetExceeded, Meter, by_role
 from gitforge.state import atomic_write, new_id, now_iso
 from gitforge.ui import UI, gate_printer
-from gitforge.worktree import Pool
+from gitforge.worktree import Pool, write_files
 
-# What an agent or a gate leaves behind that is not part of a change (used when capturing a
-# worktree's edits as a diff; ignored files never count either).
-CAPTURE_EXCLUDE = ("**/__pycache__/**", "**/*.pyc", "**/.pytest_cache/**", "**/.mypy_cache/**",
-                   "**/.ruff_cache/**", "**/node_modules/**", "**/.venv/**")
 
 
 @dataclass
@@ -211,14 +208,24 @@ class Engine:
 
     def _reverifier(self, wt, specs, run_dir, env):
         def reverify(tip: str, merged_tree: str) -> tuple[str, list[GateResult]]:
+            git = self.ctx.git
             self.ui.step(f"{self.ctx.target} moved to {tip[:12]}: re-verifying the change on the new tip")
-            commit = self.ctx.git.commit(merged_tree, [tip], "gitforge candidate (rebased)")
-            self.ctx.git.worktree_reset(wt.path, wt.branch, commit)
-            results = run_gates(specs, wt.path, run_dir / "reverify", env, self._gate_printer())
-            failed = next((g for g in results if not g.ok), None)
+            commit = git.commit(merged_tree, [tip], "gitforge candidate (rebased)")
+            git.worktree_reset(wt.path, wt.branch, commit)
+
+            def reset(extra):
+                git.worktree_reset(wt.path, wt.branch, commit)
+                write_files(wt.path, extra)
+            proof = prove(git, wt.path, merged_tree, specs, run_dir / "reverify", env, self._gate_printer(),
+                          self.ctx.cfg.gates, reset)
+            failed = next((g for g in proof.gates if not g.ok), None)
             if failed is not None:
                 raise WorkFailed(f"after {self.ctx.target} moved, {describe_failure(failed)}:\n{failed.tail}")
-            return commit, results
+            if proof.refused:
+                raise WorkFailed(f"after {self.ctx.target} moved, {proof.refused}")
+            if proof.extra:
+                commit = git.commit(git.build_tree(merged_tree, proof.extra), [tip], "gitforge candidate (rebased)")
+            return commit, proof.gates
         return reverify
 
     # -- endings ----------------------------------------------------------------------------

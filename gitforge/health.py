@@ -21,6 +21,7 @@ from gitforge.context import Context
 from gitforge.errors import ConfigError, ForgeError, LockBusy, RepoError
 from gitforge.gates import GateResult, GateSpec, describe_failure, gate_specs
 from gitforge.git import Git
+from gitforge.gate_env import GateUnprovable
 from gitforge.recover import dead_runs, retryable_phases
 from gitforge.state import Lease, Store
 from gitforge.worktree import Pool
@@ -348,7 +349,11 @@ def _gates(c: Checkup, ctx: Context, on_gate) -> None:
         return
     tip, w = ctx.tip, ctx.cfg.worktrees
     try:
-        results = Pool(ctx.git, ctx.store, w.setup, w.include, w.pool_size).gates_at(tip, specs, "check", on_gate)
+        results = Pool(ctx.git, ctx.store, w.setup, w.include, w.pool_size).gates_at(tip, specs, "check", on_gate,
+                                                                                    ctx.cfg.gates)
+    except GateUnprovable as e:
+        c.add("gates", "error", e.message, e.hint or "", T1)
+        return
     except ForgeError as e:
         c.add("gates", "error", f"could not prepare a worktree at {ctx.target}'s tip: {e.message}",
               e.hint or "", T1)

@@ -5,18 +5,23 @@ same commit, move the target by compare-and-swap, write the run note, update che
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gitforge.backlog import Phase
 from gitforge.context import Context
 from gitforge.errors import WorkFailed
-from gitforge.git import Change
+from gitforge.git import Change, checkout
+from gitforge.git.checkout import index_tree
+from gitforge.git.locks import LOCK_WAIT, IndexBusy, IndexLock
 from gitforge.progress import update_progress
 
 CAS_ATTEMPTS = 8
+FORGE_RUN = re.compile(r"^Forge-Run:\s*(\S+)\s*$", re.MULTILINE)
 
 
 @dataclass
@@ -69,26 +74,49 @@ def land(ctx: Context, phase: Phase, run_id: str, status: str, entry: Callable[[
                                          f"conflicts with it in: {', '.join(conflicts)}",
                                          hint=f"run the phase again from the new tip: gitforge next {phase.id}")
                     work.candidate, work.gates = work.reverify(tip, merged)
-                    work.base, work.tree, reverified = tip, merged, True
+                    # the tree the gates passed on the new tip (with their edits, under gates.edits: land)
+                    work.base, work.tree, reverified = tip, git.tree_of(work.candidate), True
                 tree = work.tree
                 if ctx.cfg.merge.strategy == "merge":
                     parents.append(work.candidate)
             final = git.build_tree(tree, _bookkeeping(ctx, tree, phase, status, entry(work)))
             commit = git.commit(final, parents, message_for(phase, status, run_id, summary))
-            local = {p: git.local_changes(p, tip) for p in git.checkouts_of(ctx.target)}
-            if before_move:
-                before_move(commit)
-            if git.cas_branch(ctx.target, tip, commit, f"gitforge: phase {phase.id} {status} (run {run_id})"):
+            with contextlib.ExitStack() as held:
+                # Every checkout of the target is locked (its index.lock, as git does) from before
+                # the ref moves until its files are updated: a `git commit -a` there meanwhile
+                # fails instead of committing the old files on top of the landing.
+                locks = {p: held.enter_context(_lock_checkout(ctx, p)) for p in git.checkouts_of(ctx.target)}
+                local = {p: git.local_changes(p, tip) for p in locks}
+                if before_move:
+                    before_move(commit)
+                if not git.cas_branch(ctx.target, tip, commit, f"gitforge: phase {phase.id} {status} (run {run_id})"):
+                    continue
+                landing = Landing(commit, tip, reverified)
+                for path, changes in local.items():
+                    landing.checkouts.append((path, sync_checkout(ctx, path, tip, commit, changes, locks[path])))
                 break
         else:
             raise WorkFailed(f"{ctx.target} kept moving during the landing ({CAS_ATTEMPTS} tries)",
                              hint="stop other writers to the branch for a moment, then run gitforge next again")
         with ctx.store.locked("notes", what="the notes lock"):
             git.append_note(commit, json.dumps({**note(work), "reverified": reverified}, sort_keys=True))
-        landing = Landing(commit, tip, reverified)
-        for path, changes in local.items():
-            landing.checkouts.append((path, sync_checkout(ctx, path, tip, commit, changes)))
         return landing
+
+
+@contextlib.contextmanager
+def _lock_checkout(ctx: Context, path: Path) -> Iterator[IndexLock]:
+    lock = IndexLock(checkout.git_dir(ctx.git, path))
+    try:
+        lock.acquire()
+    except IndexBusy:
+        raise WorkFailed(f"a git command has been using the checkout at {path} for {LOCK_WAIT:g}s "
+                         f"({lock.path} exists), so {ctx.target} was not moved",
+                         hint=f"let that command finish (or, if no git command is running there, remove "
+                              f"{lock.path}), then run the phase again") from None
+    try:
+        yield lock
+    finally:
+        lock.release()
 
 
 def _bookkeeping(ctx: Context, tree: str, phase: Phase, status: str, entry: dict) -> list[Change]:
@@ -102,11 +130,12 @@ def _bookkeeping(ctx: Context, tree: str, phase: Phase, status: str, entry: dict
             Change(ctx.cfg.progress, progress.encode("utf-8"))]
 
 
-def sync_checkout(ctx: Context, path: Path, old: str, new: str, local: list[str]) -> str | None:
-    """Bring a checkout of the target from `old` to `new` the way `git checkout` would: files
-    the landing changed are updated, uncommitted changes elsewhere are carried over untouched.
-    A file that has uncommitted changes AND was changed by the landing is never written: the
-    checkout is left as it was and the return value says how to finish by hand."""
+def sync_checkout(ctx: Context, path: Path, old: str, new: str, local: list[str], lock: IndexLock) -> str | None:
+    """Bring a checkout of the target from `old` to `new` the way `git checkout` would, while
+    holding its index.lock: files the landing changed are updated, uncommitted changes elsewhere
+    are carried over untouched. A file that has uncommitted changes AND was changed by the
+    landing is never written: the checkout is left as it was and the return value says how to
+    finish by hand."""
     git = ctx.git
     overlap = sorted(set(local) & set(git.changed_paths(git.tree_of(old), git.tree_of(new))))
     branch = ctx.target
@@ -117,24 +146,45 @@ def sync_checkout(ctx: Context, path: Path, old: str, new: str, local: list[str]
                 f"shows {old[:12]} (do not commit from it as it is). To bring your changes onto the new "
                 f"{branch}, run: git -C {path} update-ref --no-deref HEAD {old} && git -C {path} stash "
                 f"&& git -C {path} checkout {branch} && git -C {path} stash pop")
-    refusal = git.update_checkout(path, old, new)
+    refusal = checkout.update_locked(path, lock, old, new)
     if refusal is None:
         return None
     return (f"{branch} moved to {new[:12]}, but git would not update the checkout at {path}: {refusal}. "
             f"Move aside the files git names, then run: git -C {path} read-tree -m -u {old} {new}")
 
 
-def repair_checkouts(ctx: Context, commit: str) -> list[str]:
-    """After a crash between the ref move and the checkout update: a checkout of the target
-    whose HEAD is `commit` but whose index and files are still its parent's is updated now."""
-    parents = ctx.git.parents(commit)
-    parent = parents[0] if parents else None
+def repair_checkouts(ctx: Context, depth: int = 50) -> list[str]:
+    """After a crash between a ref move and the checkout's update: a checkout of the target
+    whose HEAD is the tip but whose index still holds an older commit that gitforge moved the
+    target from (only landings in between) is updated now, carrying the user's changes over."""
+    git = ctx.git
+    tip = ctx.tip
     messages: list[str] = []
-    if parent is None or ctx.tip != commit:
-        return messages
-    for path in ctx.git.checkouts_of(ctx.target):
-        if not ctx.git.local_changes(path, commit):
-            continue  # already up to date
-        how = sync_checkout(ctx, path, parent, commit, ctx.git.local_changes(path, parent))
-        messages.append(how or f"updated the checkout at {path} to {commit[:12]}")
+    chain = git.log(tip, depth)
+    for path in git.checkouts_of(ctx.target):
+        private = checkout.git_dir(git, path)
+        held = index_tree(path, private)
+        if held is None or held == git.tree_of(tip):
+            continue
+        older = None
+        for k in range(1, len(chain)):
+            if not FORGE_RUN.search(chain[k - 1][1]):
+                break  # a commit gitforge did not make: the index is the user's own business
+            if git.tree_of(chain[k][0]) == held:
+                older = chain[k][0]
+                break
+        if older is None:
+            continue
+        try:
+            lock = IndexLock(private).acquire(wait=5.0)
+        except IndexBusy:
+            messages.append(f"the checkout at {path} still shows {older[:12]}, but a git command is using it; "
+                            f"run `gitforge next` again when it is done")
+            continue
+        try:
+            how = sync_checkout(ctx, path, older, tip, git.local_changes(path, older), lock)
+        finally:
+            lock.release()
+        messages.append(how or f"updated the checkout at {path} from {older[:12]} to {tip[:12]}: {ctx.target} "
+                               f"had moved without it (a landing was interrupted)")
     return messages

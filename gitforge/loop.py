@@ -120,7 +120,8 @@ class FixLoop:
             scope = list(plan.files) if plan and plan.files and self.cfg.policy.scope == "refuse" else None
             att = run_attempt(self.git, self.wt, built.diff, self.cfg.policy, self.specs, self.job.run_dir, n,
                               self.env, self.on_gate, self.commit_message,
-                              keep_phase=(self.cfg.backlog, self.job.phase.id), scope=scope)
+                              keep_phase=(self.cfg.backlog, self.job.phase.id), scope=scope,
+                              isolation=self.cfg.gates)
             if plan and plan.files and scope is None:
                 outside = [c.path for c in att.changes if not in_scope(c.path, plan.files)]
                 if outside:

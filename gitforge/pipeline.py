@@ -13,7 +13,8 @@ from pathlib import Path
 
 from gitforge.backlog import parse_backlog
 from gitforge.errors import BacklogError, PatchRefused
-from gitforge.gates import GateResult, GateSpec, describe_failure, run_gates
+from gitforge.gates import GateResult, GateSpec, describe_failure
+from gitforge.proof import prove
 from gitforge.git import Change, Git
 from gitforge.patch import TreeView, apply_patches, audit, check_policy, parse_patch, summarize
 from gitforge.state import now_iso
@@ -121,7 +122,7 @@ def run_attempt(git: Git, wt: Worktree, diff: str, policy, specs: Sequence[GateS
                 number: int, env: dict[str, str],
                 on_gate: Callable[[GateSpec, GateResult | None], None] | None = None,
                 commit_message: str = "candidate", keep_phase: tuple[str, str] | None = None,
-                scope: Sequence[str] | None = None) -> Attempt:
+                scope: Sequence[str] | None = None, isolation=None) -> Attempt:
     """Take one diff through validate -> apply -> audit -> gates -> candidate commit."""
     patch_file = run_dir / "patches" / f"attempt-{number}.diff"
     patch_file.parent.mkdir(parents=True, exist_ok=True)
@@ -154,16 +155,41 @@ def run_attempt(git: Git, wt: Worktree, diff: str, policy, specs: Sequence[GateS
     _move(entry, "applied", f"{stats['files']} file(s), +{stats['added']} -{stats['removed']}; "
                             f"hunks: {stats['hunks']}")
     entry["hunks"] = stats["placements"]
-    att.gates = run_gates(specs, wt.path, run_dir / f"attempt-{number}", env, on_gate)
+    tree = git.build_tree(git.tree_of(wt.base), changes)
+    proof = prove(git, wt.path, tree, specs, run_dir / f"attempt-{number}", env, on_gate, isolation,
+                  lambda extra: restore(git, wt, (*changes, *extra)))
+    att.gates = proof.gates
     failed = next((g for g in att.gates if not g.ok), None)
     if failed is not None:
         att.stage, att.reason = "gates", describe_failure(failed)
         att.details = [f"last lines of its output ({failed.log}):", failed.tail]
         _move(entry, "rolled_back", att.reason)
         return att
+    if proof.refused:
+        att.stage, att.reason = "gates", proof.refused
+        att.details = ["set gates.edits: land in otto.yaml to land what the gates produce, or make the gate "
+                       "only check (e.g. `ruff format --check` instead of `ruff format`). What they changed:",
+                       *proof.details]
+        _move(entry, "rolled_back", att.reason)
+        return att
+    if proof.extra:
+        changes = _merged(changes, proof.extra)
+        att.changes = changes
+        att.notices.append(f"the gates changed {', '.join(proof.edited)}; landing the tree they tested "
+                           f"(gates.edits: land)")
+        tree = git.build_tree(tree, proof.extra)
     _move(entry, "verified", f"{len(att.gates)} gate(s) passed")
-    att.tree = git.build_tree(git.tree_of(wt.base), changes)
+    att.tree = tree
     att.commit = git.commit_worktree(wt.path, wt.branch, att.tree, [wt.base], commit_message)
     _move(entry, "committed", att.commit)
     att.ok, att.stage = True, "committed"
     return att
+
+
+def _merged(changes: Sequence[Change], extra: Sequence[Change]) -> tuple[Change, ...]:
+    """The change plus what the gates edited on top of it (a later edit of a path wins)."""
+    by_path = {c.path: c for c in changes}
+    for c in extra:
+        old = by_path.get(c.path)
+        by_path[c.path] = Change(c.path, c.data, c.mode, old.old_path if old else None)
+    return tuple(by_path.values())

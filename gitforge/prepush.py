@@ -166,7 +166,8 @@ def run_tip_gates(git: Git, store: Store, cfg: Config, tip: str,
     if not specs:
         return []
     w = cfg.worktrees
-    return Pool(git, store.ensure(), w.setup, w.include, w.pool_size).gates_at(tip, specs, "pre-push", on_gate)
+    return Pool(git, store.ensure(), w.setup, w.include, w.pool_size).gates_at(tip, specs, "pre-push", on_gate,
+                                                                                       cfg.gates)
 
 
 @dataclass

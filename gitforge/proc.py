@@ -2,13 +2,19 @@
 commands, coding agents): in its own session, output to a log file, a timeout, and nothing of
 it left running afterwards -- not on timeout, not on Ctrl-C, not when it forks and exits.
 
-While it runs, a `gate.pid` file next to its log names its process group, so that a later
-gitforge can end it (`gates.end_orphans`) if this one is SIGKILLed.
+Every such command carries a token in its environment (GITFORGE_PROC), which its children
+inherit wherever they `cd` and whoever adopts them. Before it starts, a `gate.pid` file next to
+its log records that token (and then its process group), so that a later gitforge can end all
+of it (`end_marked`) if this one is SIGKILLed; when it ends normally, whatever it left running
+in its group or under its token is ended at once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import secrets
 import shlex
 import signal
 import subprocess
@@ -22,6 +28,7 @@ TAIL_BYTES = 8192  # a command may print megabytes: only the end is kept in reco
 LINE_CHARS = 400
 KILL_GRACE = 3.0
 PID_FILE = "gate.pid"
+MARK_VAR = "GITFORGE_PROC"  # inherited by every process a command starts: how its leftovers are found
 EXIT_NOT_FOUND = 127  # the shell's codes for "no such command" and "cannot run it"
 EXIT_CANNOT_RUN = 126
 
@@ -83,13 +90,88 @@ def kill_group(proc: subprocess.Popen) -> None:
         pass
 
 
-def end_leftovers(pgid: int) -> None:
-    """The leader exited: SIGKILL anything it left running in its group (a daemonized server,
-    a background `sleep`), which would otherwise hold the worktree and the log open."""
+def end_leftovers(pgid: int, token: str | None = None) -> None:
+    """The leader exited: SIGKILL anything it left running in its group (a background `sleep`)
+    or anywhere else under its token (a daemon that called setsid), which would otherwise hold
+    the worktree and the log open."""
     try:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+    if token:
+        end_marked([token], {pgid})
+
+
+def _proc_stat(pid: str) -> tuple[int, int] | None:
+    """(process group, session) of a live process, from /proc/<pid>/stat."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return int(fields[2]), int(fields[3])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _marks(pid: str) -> set[str]:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = f.read()
+    except OSError:
+        return set()
+    prefix = MARK_VAR.encode() + b"="
+    return {item[len(prefix):].decode("ascii", "replace") for item in env.split(b"\0") if item.startswith(prefix)}
+
+
+def end_marked(tokens: Sequence[str], sessions: set[int] = frozenset()) -> list[int]:
+    """SIGKILL every process that carries one of `tokens` in its environment, and every process
+    in a session of `sessions` once one process of that session is shown to be ours by its token
+    (a child that cleared its environment stays in its parent's session). Returns the pids ended."""
+    wanted = set(tokens)
+    if not wanted or not os.path.isdir("/proc"):
+        return []
+    me = os.getpid()
+    table = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit() and int(pid) != me and (stat := _proc_stat(pid)) is not None:
+            table.append((int(pid), stat[1], bool(_marks(pid) & wanted)))
+    ours = {sid for _, sid, marked in table if marked and sid in sessions}
+    killed = []
+    for pid, sid, marked in table:
+        if marked or sid in ours:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+    return killed
+
+
+def read_pid_file(path: Path) -> tuple[str | None, int | None]:
+    """(token, process group) from a pid file; an old file holds only the group."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return None, None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None, None
+    if isinstance(data, int):
+        return None, data
+    if isinstance(data, dict):
+        token, pgid = data.get("token"), data.get("pgid")
+        return (token if isinstance(token, str) else None), (pgid if isinstance(pgid, int) else None)
+    return None, None
+
+
+def owner_pid(token: str | None) -> int | None:
+    """The gitforge process that started a command, from its token ("<pid>-<random>")."""
+    head = (token or "").partition("-")[0]
+    return int(head) if head.isdigit() else None
+
+
+def _write_pid_file(path: Path, token: str, pgid: int | None) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"token": token, "pgid": pgid}), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _spawn_error(exc: OSError, argv0: str, cwd: Path) -> tuple[int, str]:
@@ -118,6 +200,9 @@ def run_logged(cmd: str | Sequence[str], cwd: Path, env: Mapping[str, str], log_
         raise TypeError("shell=True takes the command as one string")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     pid_file = log_path.parent / PID_FILE  # lets the next run end this command if gitforge is SIGKILLed
+    token = f"{os.getpid()}-{secrets.token_hex(8)}"
+    _write_pid_file(pid_file, token, None)  # before the start: a kill right after Popen leaves a trace
+    env = {**env, MARK_VAR: token}
     start = time.monotonic()
     timed_out = False
     with open(log_path, "wb") as log:
@@ -131,17 +216,20 @@ def run_logged(cmd: str | Sequence[str], cwd: Path, env: Mapping[str, str], log_
             argv0 = "/bin/sh" if shell else (args if isinstance(args, str) else args[0])
             code, message = _spawn_error(exc, argv0, Path(cwd))
             log.write(f"[gitforge] {message}\n".encode())
+            pid_file.unlink(missing_ok=True)
             return ProcResult(code, False, round(time.monotonic() - start, 3), log_path, message, error=message)
-        pid_file.write_text(str(proc.pid))
+        _write_pid_file(pid_file, token, proc.pid)
         try:
             code: int | None = proc.wait(timeout=timeout)
-            end_leftovers(proc.pid)
+            end_leftovers(proc.pid, token)
         except subprocess.TimeoutExpired:
             timed_out = True
             kill_group(proc)
+            end_marked([token], {proc.pid})
             code = None
         except BaseException:  # Ctrl-C or a kill of gitforge: the command's own session must go too
             kill_group(proc)
+            end_marked([token], {proc.pid})
             pid_file.unlink(missing_ok=True)
             raise
     pid_file.unlink(missing_ok=True)

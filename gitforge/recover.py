@@ -1,28 +1,38 @@
-"""Recovery of runs whose process died (SIGKILL, power loss) and the retry bookkeeping.
+"""Recovery after a gitforge process died (SIGKILL, power loss), and the retry bookkeeping.
 
-A run is dead when its record says it was running but no live process holds its phase lease
-(the OS drops a dead holder's flock). If its commit reached the target (found by the
-`Forge-Run:` trailer) it landed: the note is written if missing and the record closed.
-Otherwise nothing landed, and the phase is simply runnable again.
+Run under the state lock before any new work, in this order:
+
+1. every process a dead gitforge started (gates, setup, agents) is ended, wherever it runs;
+2. git lock files nobody can finish any more are removed (`git/locks.py` says which);
+3. a run is dead when its record says it was running but no live lease holds its phase for
+   it (the OS drops a dead holder's flock). If its commit reached the target (found by the
+   `Forge-Run:` trailer) it landed: the record is closed as landed. Otherwise nothing landed,
+   and the phase is simply runnable again;
+4. every recent commit on the target that carries a `Forge-Run:` trailer has its run note
+   (written from the run's record);
+5. a checkout of the target left behind by an interrupted landing is brought up to date.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 from gitforge.context import Context
-from gitforge.gates import end_orphans
-from gitforge.land import repair_checkouts
+from gitforge.gates import end_dead_owners
+from gitforge.git.locks import clear_stale, inspect
+from gitforge.land import FORGE_RUN, repair_checkouts
 from gitforge.state import Store, now_iso
 
-SCAN_DEPTH = 500
+SCAN_DEPTH = 500   # commits searched for a dead run's landing
+NOTE_DEPTH = 50    # recent commits whose notes are checked on every recovery
 
 
 def _trailer(message: str, key: str) -> str | None:
-    m = re.search(rf"^{key}:\s*(\S+)\s*$", message, re.MULTILINE)
-    return m.group(1) if m else None
+    for line in reversed(message.splitlines()):
+        if line.startswith(f"{key}:"):
+            return line.split(":", 1)[1].strip() or None
+    return None
 
 
 def dead_runs(store: Store, live: dict) -> list[dict]:
@@ -33,43 +43,97 @@ def dead_runs(store: Store, live: dict) -> list[dict]:
 
 
 def recover(ctx: Context) -> list[str]:
-    """Close the records of dead runs; returns one message per recovered run. The caller holds
-    the state lock, so no run can be between its claim and its first record meanwhile."""
+    """Steps 1-5 above; returns one message per thing recovered. The caller holds the state
+    lock, so no run can be between its claim and its first record meanwhile."""
     store = ctx.store
-    dead = dead_runs(store, store.live_leases())
-    if not dead:
+    messages = [f"ended process {pid}, left running by a gitforge process that died"
+                for pid in end_dead_owners(store.runs_dir)]
+    live = store.live_leases()
+    # A live landing holds the merge lock from its ref move to its note and checkouts: while
+    # it does, what it is about to write is not missing, so only what is safe is done now.
+    with store.held_if_free("merge") as merge:
+        messages += clear_locks(ctx, live, merge)
+        dead = dead_runs(store, live)
+        landed = _landings(ctx, SCAN_DEPTH if dead else NOTE_DEPTH)
+        records = {}
+        for rec in dead:
+            found = landed.get(rec["run_id"])
+            if found and not merge:
+                continue  # decided by the next recovery, once no landing is under way
+            records[rec["run_id"]] = rec
+            if found:
+                commit, status = found
+                rec.update(status="landed" if status == "Done" else "failed", commit=commit, recovered=True)
+                messages.append(f"recovered run {rec['run_id']} (phase {rec['phase']}): it had landed as "
+                                f"{commit[:12]} before its process died; its record is complete now")
+            else:
+                rec.update(status="crashed", retryable=True,
+                           reason=f"the gitforge process (pid {rec.get('pid')}) died during '{rec.get('step')}'; "
+                                  f"nothing landed")
+                messages.append(f"run {rec['run_id']} (phase {rec['phase']}) died during '{rec.get('step')}'; "
+                                f"nothing landed, the phase can run again")
+            rec.update(ended=rec.get("ended") or now_iso())
+            store.save_run(rec)
+            store.event("run.recovered", run_id=rec["run_id"], phase=rec["phase"], status=rec["status"])
+        if merge:
+            messages += complete_notes(ctx, landed, records)
+            messages += repair_checkouts(ctx)
+    return messages
+
+
+def clear_locks(ctx: Context, live: dict, merge: bool) -> list[str]:
+    """Remove git lock files that nobody can finish (step 2). gitforge's own locks held here
+    say which kinds no live gitforge can be writing: the target's (merge lock), the run notes'
+    (notes lock), the forge branches' (no other gitforge run is alive)."""
+    git, store = ctx.git, ctx.store
+    roots = [git.root, *git.worktree_paths()]
+    found = inspect(git.common_dir, ctx.target, roots)
+    if not found:
         return []
-    landed = {}
-    for commit, message in ctx.git.log(ctx.tip, SCAN_DEPTH):
+    quiet = set()
+    with store.held_if_free("notes") as notes:
+        if merge:
+            quiet.add("target")
+            if not any(lease.kind == "process" for lease in live.values()):
+                quiet.add("forge")
+        if notes:
+            quiet.add("notes")
+        removed = clear_stale(found, quiet)
+    return [f"removed the stale git lock {path} (left by a process that died; no process holds it)"
+            for path in removed]
+
+
+def _landings(ctx: Context, depth: int) -> dict[str, tuple[str, str]]:
+    """{run id: (commit, status)} for the commits with a Forge-Run trailer among the target's
+    last `depth` first-parent commits."""
+    landed: dict[str, tuple[str, str]] = {}
+    for commit, message in ctx.git.log(ctx.tip, depth):
         run = _trailer(message, "Forge-Run")
-        if run:
+        if run and FORGE_RUN.search(message):
             landed.setdefault(run, (commit, _trailer(message, "Forge-Status") or "Done"))
+    return landed
+
+
+def complete_notes(ctx: Context, landed: dict[str, tuple[str, str]], records: dict[str, dict]) -> list[str]:
+    """Step 4: the note of every landing whose run has a record, written where it is missing."""
+    store, git = ctx.store, ctx.git
+    missing = [(run, commit, status) for run, (commit, status) in landed.items()
+               if run not in (git.read_note(commit) or "")]
     messages = []
-    for rec in dead:
-        for pid in end_orphans(Path(rec.get("run_dir", "")), rec.get("worktree")):
-            messages.append(f"ended gate process group {pid} left running by dead run {rec['run_id']}")
-        found = landed.get(rec["run_id"])
-        if found:
-            commit, status = found
-            rec.update(status="landed" if status == "Done" else "failed", commit=commit, recovered=True)
-            note = rec.get("note") or {"schema_version": 1, "run_id": rec["run_id"], "phase": rec["phase"],
-                                       "status": rec["status"], "recovered": True}
-            existing = ctx.git.read_note(commit) or ""
-            if rec["run_id"] not in existing:
-                with store.locked("notes", what="the notes lock"):
-                    ctx.git.append_note(commit, json.dumps(note, sort_keys=True))
-            messages.append(f"recovered run {rec['run_id']} (phase {rec['phase']}): it had landed as "
-                            f"{commit[:12]} before its process died; its record and note are complete now")
-            messages += repair_checkouts(ctx, commit)
-        else:
-            rec.update(status="crashed", retryable=True,
-                       reason=f"the gitforge process (pid {rec.get('pid')}) died during '{rec.get('step')}'; "
-                              f"nothing landed")
-            messages.append(f"run {rec['run_id']} (phase {rec['phase']}) died during '{rec.get('step')}'; "
-                            f"nothing landed, the phase can run again")
-        rec.update(ended=rec.get("ended") or now_iso())
-        store.save_run(rec)
-        store.event("run.recovered", run_id=rec["run_id"], phase=rec["phase"], status=rec["status"])
+    for run, commit, status in missing:
+        rec = records.get(run) or store.load_run(run)
+        if rec is None:
+            continue  # no record here (another clone's run): `gitforge notes fetch` brings its note
+        note = rec.get("note") or {"schema_version": 1, "run_id": run, "phase": rec.get("phase"),
+                                   "status": "landed" if status == "Done" else status.lower()}
+        note = {**note, "recovered": True}
+        with store.locked("notes", what="the notes lock"):
+            if run not in (git.read_note(commit) or ""):
+                git.append_note(commit, json.dumps(note, sort_keys=True))
+                messages.append(f"wrote the missing run note of {commit[:12]} (run {run}, phase {rec.get('phase')})")
+        if rec.get("commit") != commit:
+            rec.update(commit=commit)
+            store.save_run(rec)
     return messages
 
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gitforge.backlog import Phase
-from gitforge.engine import CAPTURE_EXCLUDE, Engine, Outcome
+from gitforge.engine import Engine, Outcome
+from gitforge.proof import CAPTURE_EXCLUDE
 from gitforge.errors import BacklogError, ForgeError, UsageError, WorkFailed
 from gitforge.gates import GateResult, end_orphans, gate_specs
 from gitforge.git import rebase
@@ -161,7 +162,7 @@ class HostSession(Engine):
         specs = gate_specs(cfg.verify, phase.verification)
         env = {"GITFORGE_RUN": run_id, "GITFORGE_PHASE": phase.id, "GITFORGE_WORKTREE": record["worktree"]}
         for pid in end_orphans(run_dir, record["worktree"]):  # a killed submit's gates (we hold the phase)
-            ui.warn(f"ended gate process group {pid} left running by an earlier submit of run {run_id}")
+            ui.warn(f"ended process {pid} left running by an earlier submit of run {run_id}")
         try:
             with self._pool().resume(record["worktree_name"], record["branch"], record["base"], run_id) as wt:
                 wt.keep_reason = f"host-agent session {run_id}: gitforge submit or gitforge abandon"
@@ -174,7 +175,7 @@ class HostSession(Engine):
                 ui.step(f"submission {n}/{cfg.max_attempts}: validate, apply, audit, gates")
                 att = run_attempt(ctx.git, wt, diff, cfg.policy, specs, run_dir, n, env, self._gate_printer(),
                                   f"Phase {phase.id}: {phase.title} (candidate)",
-                                  keep_phase=(cfg.backlog, phase.id))
+                                  keep_phase=(cfg.backlog, phase.id), isolation=cfg.gates)
                 if att.stage == "gates":  # what the gates left is not the agent's: its edits stay
                     restore(ctx.git, wt, att.changes)
                 att.summary = f"submitted by {record['builder'].get('agent', 'the host agent')}"

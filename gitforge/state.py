@@ -189,6 +189,20 @@ class Store:
         finally:
             lock.release()
 
+    @contextlib.contextmanager
+    def held_if_free(self, name: str) -> Iterator[bool]:
+        """Take the lock if no other process holds it; yields whether it was taken."""
+        lock = self.lock(name)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
+
     def is_locked_elsewhere(self, name: str) -> bool:
         """True when another live process holds the lock (a dead holder's flock is gone)."""
         lock = self.lock(name)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from filelock import Timeout
 
+from gitforge.config import GatesConfig
 from gitforge.errors import ConfigError, LockBusy, RepoError, WorkFailed
 from gitforge.gates import GateResult, GateSpec, run_gate, run_gates
 from gitforge.git import Change, Git
@@ -100,6 +101,11 @@ class FsTree:
         return p.read_bytes() if p.is_file() else None
 
 
+# The setup command (e.g. `pip install -e .`) prepares the worktree: it gets the worktree first on
+# PYTHONPATH like a gate, but is not itself held to the import check.
+SETUP = GatesConfig(import_check=False)
+
+
 class Pool:
     def __init__(self, git: Git, store: Store, setup: str | None, include: Iterable[str],
                  size: int = 4) -> None:
@@ -157,14 +163,15 @@ class Pool:
             yield wt
 
     def gates_at(self, commit: str, specs: Sequence[GateSpec], kind: str,
-                 on_gate: Callable[[GateSpec, GateResult | None], None] | None = None) -> list[GateResult]:
+                 on_gate: Callable[[GateSpec, GateResult | None], None] | None = None,
+                 isolation=None) -> list[GateResult]:
         """Gates on `commit` for a check that is not a run (`check --full`, the pre-push hook):
         in a pooled worktree at that commit, logged under `.forge/runs/<kind>-<id>/`, and the
         worktree goes back to the pool whatever happens (nothing is kept)."""
         run_id = f"{kind}-{new_id()}"
         log_dir = self.store.run_dir(run_id)
         with self.acquire(f"forge/{run_id.lower()}", commit, run_id, log_dir, keep_on_error=False) as wt:
-            return run_gates(specs, wt.path, log_dir, {"GITFORGE_WORKTREE": str(wt.path)}, on_gate)
+            return run_gates(specs, wt.path, log_dir, {"GITFORGE_WORKTREE": str(wt.path)}, on_gate, isolation)
 
     @contextlib.contextmanager
     def resume(self, name: str, branch: str, base: str, run_id: str) -> Iterator[Worktree]:
@@ -223,7 +230,8 @@ class Pool:
             self.git.worktree_add(wt.path, wt.branch, wt.base)
         self._copy_includes(wt.path)
         if self.setup:
-            result = run_gate(GateSpec("worktree-setup", self.setup, 1800, "otto.yaml"), wt.path, log_dir)
+            result = run_gate(GateSpec("worktree-setup", self.setup, 1800, "otto.yaml"), wt.path, log_dir,
+                              isolation=SETUP)
             if not result.ok:
                 wt.keep, wt.keep_reason = True, "worktrees.setup failed"
                 raise ConfigError(f"worktrees.setup ({self.setup}) failed in {wt.path}:\n{result.tail}",

@@ -13,6 +13,8 @@ import pytest
 
 from conftest import git, make_diff, phase_md, run_cli
 
+from gitforge.proc import read_pid_file
+
 BASE = {"app.py": "x = 1\n"}
 
 
@@ -76,9 +78,9 @@ def test_run_killed_during_gates_is_recovered_and_runs_again(make_repo, tmp_path
                                      checks=(slow,))])
     proc = start_cli("next", cwd=root)
     # the gate's log is opened before it starts, its pid file right after: wait for the pid
-    wait_for(lambda: any(p.read_text().strip() for p in (root / ".forge/runs").glob("*/attempt-1/gate.pid"))
+    wait_for(lambda: any(read_pid_file(p)[1] for p in (root / ".forge/runs").glob("*/attempt-1/gate.pid"))
              if (root / ".forge/runs").is_dir() else False)
-    gate_pid = int(next((root / ".forge/runs").glob("*/attempt-1/gate.pid")).read_text())
+    gate_pid = read_pid_file(next((root / ".forge/runs").glob("*/attempt-1/gate.pid")))[1]
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert _alive(gate_pid)  # the gate has a session of its own: it outlives gitforge
@@ -86,7 +88,7 @@ def test_run_killed_during_gates_is_recovered_and_runs_again(make_repo, tmp_path
     again = run_cli("next", cwd=root)
     assert again.returncode == 0, again.stderr
     assert "died during 'build'; nothing landed" in again.stderr
-    assert f"ended gate process group {gate_pid}" in again.stderr
+    assert f"ended process {gate_pid}" in again.stderr
     wait_for(lambda: not _alive(gate_pid), timeout=10)
     assert landed_phases(root) == ["1"]
     statuses = sorted(json.loads(p.read_text())["status"] for p in (root / ".forge/runs").glob("*.json"))

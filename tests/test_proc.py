@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -12,7 +13,7 @@ import pytest
 
 from conftest import PY
 from gitforge import gates
-from gitforge.proc import PID_FILE, TAIL_LINES, run_logged
+from gitforge.proc import PID_FILE, TAIL_LINES, read_pid_file, run_logged
 
 HANG = """
 import os, subprocess, sys, time
@@ -78,13 +79,17 @@ def test_shell_string_cwd_stdin_and_exact_environment(tmp_path):
 
 def test_the_pid_file_names_the_running_leader_and_is_removed_after(tmp_path):
     out = tmp_path / "seen"
-    code = f"import os, pathlib; pathlib.Path({str(out)!r}).write_text(os.getpid().__str__() + ' ' + " \
-           f"pathlib.Path({str(tmp_path / 'logs' / PID_FILE)!r}).read_text())"
+    pid_file = tmp_path / "logs" / PID_FILE
+    code = (f"import json, os, pathlib, time\n"
+            f"p = pathlib.Path({str(pid_file)!r})\n"
+            f"while json.loads(p.read_text())['pgid'] is None: time.sleep(0.01)\n"
+            f"pathlib.Path({str(out)!r}).write_text(json.dumps([os.getpid(), os.environ['GITFORGE_PROC'], "
+            f"json.loads(p.read_text())]))")
     result = run_logged([PY, "-c", code], tmp_path, dict(os.environ), tmp_path / "logs" / "p.log", 30)
     assert result.ok, result.tail
-    mine, recorded = out.read_text().split()
-    assert mine == recorded == str(result.pid)
-    assert not (tmp_path / "logs" / PID_FILE).exists()
+    mine, token, recorded = json.loads(out.read_text())
+    assert recorded == {"token": token, "pgid": mine} and mine == result.pid
+    assert not pid_file.exists()
 
 
 def test_timeout_kills_the_whole_group(tmp_path):
@@ -161,7 +166,9 @@ def test_end_orphans_finds_the_pid_file_of_a_running_command(tmp_path):
                    run_dir / "agent" / "attempt-1.log", 60)))
     thread.start()
     _wait_for(lambda: (run_dir / "agent" / PID_FILE).exists())
-    pid = int((run_dir / "agent" / PID_FILE).read_text())
+    _wait_for(lambda: read_pid_file(run_dir / "agent" / PID_FILE)[1] is not None)
+    token, pid = read_pid_file(run_dir / "agent" / PID_FILE)
+    assert token and token.startswith(f"{os.getpid()}-")
     assert gates.end_orphans(run_dir, str(work)) == [pid]
     thread.join(10)
     assert results and results[0].exit_code == -signal.SIGKILL

@@ -285,6 +285,8 @@ def _alive(pid: int) -> bool:
 def test_a_submit_killed_during_its_gates_loses_nothing(make_repo, tmp_path):
     import signal
 
+    from gitforge.proc import read_pid_file
+
     fast = tmp_path / "fast"
     slow = f"test -f {fast} || sleep 60; {CHECK}"
     root = make(make_repo, otto=f"verify:\n  - {{name: slow, run: {json.dumps(slow)}}}\n")
@@ -294,9 +296,9 @@ def test_a_submit_killed_during_its_gates_loses_nothing(make_repo, tmp_path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     pid_files = root / ".forge/runs" / start["run_id"]
     deadline = time.monotonic() + 60
-    while not any(p.read_text().strip() for p in pid_files.glob("*/gate.pid")) and time.monotonic() < deadline:
+    while not any(read_pid_file(p)[1] for p in pid_files.glob("*/gate.pid")) and time.monotonic() < deadline:
         time.sleep(0.05)
-    gate_pid = int(next(pid_files.glob("*/gate.pid")).read_text())
+    gate_pid = read_pid_file(next(pid_files.glob("*/gate.pid")))[1]
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert _alive(gate_pid)
@@ -305,7 +307,7 @@ def test_a_submit_killed_during_its_gates_loses_nothing(make_repo, tmp_path):
     fast.write_text("")
     again = run_cli("submit", "--json", cwd=root)
     assert json.loads(again.stdout)["status"] == "landed", again.stderr
-    assert f"ended gate process group {gate_pid}" in again.stderr
+    assert f"ended process {gate_pid}" in again.stderr
     deadline = time.monotonic() + 10
     while _alive(gate_pid) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gitforge import notesync
+from gitforge import gate_env, notesync
 from gitforge.config import CONFIG_FILE, load_config
 from gitforge.config_template import render_default_config
 from gitforge.errors import RepoError
-from gitforge.git import Git
+from gitforge.git import Git, clean_env
 from gitforge.resources import template
 from gitforge.state import Store
 from gitforge.ui import UI
@@ -21,10 +21,27 @@ _DETECT = (  # (file that suggests the stack, the gate that usually tests it)
 
 
 def detect_gates(root: Path) -> list[dict]:
+    """The usual test command of the stack the repository looks like. A Python `src/` layout
+    needs nothing more: gates get the worktree's root and src/ first on PYTHONPATH."""
     for marker, command in _DETECT:
         if (root / marker).exists():
             return [{"name": "tests", "run": command, "timeout": 600}]
+    if gate_env.project_packages(root, None):
+        return [{"name": "tests", "run": "python -m pytest -q", "timeout": 600}]
     return []
+
+
+def warn_imports(root: Path, cfg, ui: UI) -> None:
+    """Say so now when a gate would import this project from somewhere else than the worktree
+    it tests (an editable install the worktree's PYTHONPATH does not override)."""
+    env = gate_env.isolate(clean_env(), root, cfg.gates.pythonpath)
+    seen: dict = {}
+    for gate in cfg.verify:
+        try:
+            gate_env.check_gate(gate.name, gate.run, root, env, cfg.gates.pythonpath, seen)
+        except gate_env.GateUnprovable as e:
+            ui.warn(f"{e.message}\n  {e.hint}")
+            return
 
 
 SLASH_COMMAND = ".claude/commands/forge-next.md"
@@ -62,6 +79,8 @@ def init(repo: Path, target: str | None = None, claude: bool = False) -> int:
         ui.ok(f"wrote {CONFIG_FILE} (target_branch: {branch}"
               + (f", gate: {gates[0]['run']})" if gates else "; add your test command under verify)"))
     cfg = load_config(root)
+    if cfg.gates.import_check:
+        warn_imports(root, cfg, ui)
     backlog_path = root / cfg.backlog
     if backlog_path.exists():
         ui.info(f"{cfg.backlog} exists; left as it is")

@@ -17,7 +17,8 @@ def verify(repo: Path, as_json: bool = False) -> int:
     if not specs:
         ui.warn("otto.yaml configures no `verify` gates: nothing to run")
     log_dir = ctx.store.ensure().runs_dir / f"verify-{new_id()}"
-    results = run_gates(specs, ctx.git.here, log_dir, {"GITFORGE_WORKTREE": str(ctx.git.here)}, gate_printer(ui))
+    results = run_gates(specs, ctx.git.here, log_dir, {"GITFORGE_WORKTREE": str(ctx.git.here)}, gate_printer(ui),
+                        ctx.cfg.gates)
     failed = next((r for r in results if not r.ok), None)
     if as_json:
         print_json({"command": "verify", "ok": failed is None, "gates": [r.to_json() for r in results]})

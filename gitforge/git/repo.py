@@ -20,7 +20,8 @@ from typing import Literal
 import pygit2
 from pygit2.enums import FileMode
 
-from gitforge.errors import GitFailed, PatchRefused, RepoError
+from gitforge.errors import GitFailed, LockBusy, PatchRefused, RepoError
+from gitforge.git.locks import LOCK_WAIT
 
 NOTES_REF = "refs/notes/forge/runs"
 _MODES = {"file": FileMode.BLOB, "exec": FileMode.BLOB_EXECUTABLE}
@@ -172,12 +173,10 @@ class Git:
                     out.append((prefix + entry.name, self.repo.odb.read_header(entry.id)[1]))
         return sorted(out)
 
-    def capture_worktree(self, path: Path, branch: str, base: str,
-                         exclude: Sequence[str] = ()) -> str:
-        """Everything changed in the worktree at `path` since `base` -- edits, new files,
-        deletions, and commits an agent made there -- as one `git diff --binary` text. The
-        worktree is left as "base + those changes, uncommitted", on `branch` at `base`.
-        Ignored files do not count; `exclude` adds glob pathspecs that do not either."""
+    def snapshot_tree(self, path: Path, exclude: Sequence[str] = ()) -> str:
+        """The tree of everything in the worktree at `path` as it is on disk (tracked files as
+        they are now, untracked ones added; ignored files and `exclude` globs left out), written
+        through a temporary index: the worktree's own index is not touched."""
         index = Path(run_git(["rev-parse", "--path-format=absolute", "--git-path", "index"], path).stdout.strip())
         fd, tmp = tempfile.mkstemp(prefix="gitforge-capture-", suffix=".index", dir=index.parent)
         os.close(fd)
@@ -186,10 +185,18 @@ class Git:
                 shutil.copyfile(index, tmp)  # its stat cache makes `add -A` cheap
             run_git(["add", "-A", "--", ".", *[f":(exclude,glob){x}" for x in exclude]], path,
                     env={"GIT_INDEX_FILE": tmp})
-            tree = run_git(["write-tree"], path, env={"GIT_INDEX_FILE": tmp}).stdout.strip()
+            return run_git(["write-tree"], path, env={"GIT_INDEX_FILE": tmp}).stdout.strip()
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+
+    def capture_worktree(self, path: Path, branch: str, base: str,
+                         exclude: Sequence[str] = ()) -> str:
+        """Everything changed in the worktree at `path` since `base` -- edits, new files,
+        deletions, and commits an agent made there -- as one `git diff --binary` text. The
+        worktree is left as "base + those changes, uncommitted", on `branch` at `base`.
+        Ignored files do not count; `exclude` adds glob pathspecs that do not either."""
+        tree = self.snapshot_tree(path, exclude)
         diff = run_git(["-c", "diff.noprefix=false", "-c", "diff.mnemonicPrefix=false", "diff", "--no-ext-diff",
                         "--no-color", "--no-renames", "--binary", "--full-index", self.tree_of(base), tree],
                        path).stdout
@@ -257,17 +264,26 @@ class Git:
                                            [pygit2.Oid(hex=p) for p in parents]))
 
     def cas_branch(self, branch: str, expected: str, new: str, reason: str) -> bool:
-        """Move refs/heads/<branch> from `expected` to `new`; False if it had moved."""
-        ref = self.repo.references.get(f"refs/heads/{branch}")
-        if ref is None or str(ref.target) != expected:
-            return False
-        try:
-            ref.set_target(pygit2.Oid(hex=new), reason)
-        except pygit2.GitError as e:
-            if "old reference value does not match" in str(e):
+        """Move refs/heads/<branch> from `expected` to `new`; False if it had moved. A live git
+        process holding the ref's lock is waited out (LOCK_WAIT seconds), then LockBusy."""
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            ref = self.repo.references.get(f"refs/heads/{branch}")
+            if ref is None or str(ref.target) != expected:
                 return False
-            raise
-        return True
+            try:
+                ref.set_target(pygit2.Oid(hex=new), reason)
+                return True
+            except (pygit2.GitError, OSError) as e:
+                if "old reference value does not match" in str(e):
+                    return False
+                if "lock" not in str(e) or time.monotonic() >= deadline:
+                    if "lock" in str(e):
+                        raise LockBusy(f"could not move {branch}: {e}",
+                                       hint=f"another git command holds refs/heads/{branch}.lock; let it finish "
+                                            f"(gitforge check lists stale locks), then run the command again") from None
+                    raise
+                time.sleep(0.1)
 
     def set_ref(self, name: str, target: str, reason: str) -> None:
         """Create or move a gitforge-owned ref (forge branches, refs/forge/*)."""
@@ -383,6 +399,10 @@ class Git:
     def worktree_remove(self, path: Path) -> None:
         run_git(["worktree", "remove", "--force", "--force", str(path)], self.root, check=False)
         run_git(["worktree", "prune"], self.root, check=False)
+
+    def worktree_paths(self) -> list[Path]:
+        """Every linked worktree's folder (pooled ones included)."""
+        return [Path(self.repo.lookup_worktree(name).path) for name in self.repo.list_worktrees()]
 
     def branch_checked_out_at(self, branch: str) -> Path | None:
         return next(iter(self.checkouts_of(branch)), None)
