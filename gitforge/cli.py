@@ -60,12 +60,14 @@ def init_cmd(repo: Repo = Path("."), target: Target = None,
 def next_cmd(phase: Annotated[Optional[str], typer.Argument(help="Run this phase instead of the next one.")] = None,
              repo: Repo = Path("."), target: Target = None, json: Json = False,
              max_attempts: Annotated[Optional[int], typer.Option("--max-attempts", min=1,
-                                                                     help="Attempts for this run (overrides otto.yaml).")] = None) -> None:
+                                                                     help="Attempts for this run (overrides otto.yaml).")] = None,
+             again: Annotated[bool, typer.Option("--again", help="Run PHASE even though the target's history shows "
+                                                 "it landed (its landing was undone).")] = False) -> None:
     """Take the next runnable phase to a verified commit on the target. Example: gitforge next"""
     from gitforge.commands.next import next_phase
 
     overrides = {"target_branch": target, "max_attempts": max_attempts}
-    _exit(handle(lambda: next_phase(repo, phase, overrides, json), json))
+    _exit(handle(lambda: next_phase(repo, phase, overrides, json, again), json))
 
 
 @app.command("status")

@@ -22,7 +22,7 @@ from gitforge.land import Landing, Work, land
 from gitforge.llm import Client
 from gitforge.loop import FixLoop
 from gitforge.pipeline import Attempt
-from gitforge.recover import recover, retryable_phases
+from gitforge.recover import landed_phases, recover, retryable_phases
 from gitforge.redact import secrets_from
 from gitforge.spend import BudgetExceeded, Meter, by_role
 from gitforge.state import atomic_write, new_id, now_iso
@@ -60,7 +60,7 @@ class Engine:
         self.meter = Meter(ctx.cfg.budgets, ctx.cfg.prices)  # spend across this invocation
 
     # -- selection and claim ----------------------------------------------------------------
-    def next(self, phase_id: str | None = None) -> Outcome:
+    def next(self, phase_id: str | None = None, again: bool = False) -> Outcome:
         with self.store.locked("state", what="the state lock"):
             for message in recover(self.ctx):
                 self.ui.warn(message)
@@ -69,7 +69,7 @@ class Engine:
                          f"committed on {self.ctx.target}. Commit them to include them.")
         with contextlib.ExitStack() as stack:
             with self.store.locked("state", what="the state lock"):
-                phase = self._select(phase_id)
+                phase = self._select(phase_id, again)
                 if phase is None:
                     return Outcome("nothing", self._nothing_reason)
                 builder = make_builder(self.ctx.cfg, phase)
@@ -89,20 +89,27 @@ class Engine:
         for model in models:
             self.meter.price(model)
 
-    def _select(self, phase_id: str | None) -> Phase | None:
+    def _select(self, phase_id: str | None, again: bool = False) -> Phase | None:
         backlog = self.ctx.backlog()
         busy = set(self.store.live_leases())
         retryable = retryable_phases(self.store, self.ctx.cfg.max_attempts)
+        landed = landed_phases(self.ctx, backlog)
         if phase_id is None:
-            sel = select_next(backlog, busy=busy, retryable=retryable)
+            sel = select_next(backlog, busy=busy, retryable=retryable, landed=landed)
             self._nothing_reason = sel.reason
             return sel.phase
         phase = backlog.get(phase_id)
-        sel = select_next(backlog, busy=busy, retryable=retryable)
+        if again:
+            landed.pop(phase.id, None)
+        sel = select_next(backlog, busy=busy, retryable=retryable, landed=landed)
         runnable = phase.status == "Not started" or (phase.status == "Failed" and phase.id in retryable)
         waiting = [d for d in phase.dependencies if backlog.get(d).status != "Done"]
         if phase.id in busy:
             raise self.store.busy_error(phase.id, self.store.live_leases().get(phase.id))
+        if phase.id in landed:
+            raise UsageError(f"phase {phase.id} cannot run now: it landed already ({landed[phase.id]}) although "
+                             f"{self.ctx.cfg.backlog} says {phase.status}",
+                             hint=f"if its landing was undone on purpose, run it anew: gitforge next {phase.id} --again")
         if not runnable or waiting:
             why = sel.blocked.get(phase.id) or (
                 f"it waits on phase {', '.join(waiting)}" if waiting else f"its status is {phase.status}")
@@ -137,7 +144,7 @@ class Engine:
                 env["GITFORGE_WORKTREE"] = str(wt.path)
                 loop = FixLoop(git=ctx.git, cfg=cfg, ui=ui, builder=builder, job=self._job(phase, wt, run_dir, env),
                                wt=wt, specs=specs, env=env, caller=self._caller(run_dir, record), meter=self.meter,
-                               on_attempt=self._attempt_saver(record, attempts), on_gate=self._gate_printer(),
+                               on_attempt=self._attempt_saver(record, attempts), on_gate=self._gate_printer(record),
                                commit_message=f"Phase {phase.id}: {phase.title} (candidate)")
                 self._loop = loop
                 end = loop.run()
@@ -200,11 +207,24 @@ class Engine:
                 self.store.event("attempt.finished", run_id=record["run_id"], attempt=att.number, ok=att.ok,
                                  stage=att.stage, reason=att.reason)
             record["attempts"] = [a.to_json() for a in attempts]
+            if record.get("step") == "gates":
+                record["step"] = "build"
             self.store.save_run(record)
         return save
 
-    def _gate_printer(self):
-        return gate_printer(self.ui)
+    def _gate_printer(self, record: dict | None = None):
+        """Prints each gate; with `record`, the run's step says "gates" while they run (an
+        interrupt then says so), and the attempt saver sets it back."""
+        show = gate_printer(self.ui)
+        if record is None:
+            return show
+
+        def on_gate(spec, result) -> None:
+            if result is None and record.get("step") == "build":
+                record["step"] = "gates"
+                self.store.save_run(record)
+            show(spec, result)
+        return on_gate
 
     def _reverifier(self, wt, specs, run_dir, env):
         def reverify(tip: str, merged_tree: str) -> tuple[str, list[GateResult]]:
@@ -293,9 +313,13 @@ class Engine:
         out = Outcome("skipped" if status == "Skipped" else "failed", reason, phase=phase, run_id=record["run_id"],
                       details=attempts[-1].details if attempts else [])
         try:
+            note = self._note(record, attempts, status.lower())
+
+            def before_move(commit: str) -> None:  # recovery writes the note from here if need be
+                record.update(landing_commit=commit, note=note(None))
+                self.store.save_run(record)
             landing = land(self.ctx, phase, record["run_id"], status,
-                           self._entry(record, attempts, status, reason),
-                           self._note(record, attempts, status.lower()))
+                           self._entry(record, attempts, status, reason), note, before_move=before_move)
             record["commit"] = landing.commit
             out.commit = landing.commit
             out.notices += [how for _, how in landing.checkouts if how]

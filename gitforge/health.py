@@ -22,6 +22,7 @@ from gitforge.errors import ConfigError, ForgeError, LockBusy, RepoError
 from gitforge.gates import GateResult, GateSpec, describe_failure, gate_specs
 from gitforge.git import Git
 from gitforge.gate_env import GateUnprovable
+from gitforge.git import locks as git_locks
 from gitforge.recover import dead_runs, retryable_phases
 from gitforge.state import Lease, Store
 from gitforge.worktree import Pool
@@ -29,7 +30,7 @@ from gitforge.worktree import Pool
 T0, T1 = "T0", "T1"
 CLAIM_MAX_HOURS = 12
 ORDER = ("repo", "commits", "config", "target", "backlog", "forge-writable", "builder", "leases", "claims",
-         "locks", "runs", "worktrees", "gates", "uncommitted")
+         "locks", "git-locks", "runs", "worktrees", "gates", "uncommitted")
 NEEDS_STATE = ("leases", "claims", "locks", "runs", "worktrees")
 STATE_WAIT = 10.0  # seconds to wait for the state lock before skipping the state checks
 
@@ -157,6 +158,7 @@ class Checkup:
             self.skip(["leases", "claims"] + ([] if for_next else ["runs"]), f"{e.message}; try again")
         if not for_next:
             self._locks(store)
+            self._git_locks()
         self._worktrees(store)
 
     def _leases(self, store: Store) -> None:
@@ -204,6 +206,25 @@ class Checkup:
         held = [p.stem for p in sorted(store.locks_dir.glob("*.lock")) if store.is_locked_elsewhere(p.stem)]
         self.add("locks", "ok", f"held by a live gitforge process (a run in progress): {_few(held)}" if held
                  else "no lock is held")
+
+    def _git_locks(self) -> None:
+        """git's own `.lock` files that would stop a landing: held by a live process, or left
+        behind by one that died (recovery removes those)."""
+        if self.ctx is None or self.git is None:
+            return
+        found = git_locks.inspect(self.git.common_dir, self.ctx.target, [self.git.root, *self.git.worktree_paths()])
+        if not found:
+            self.add("git-locks", "ok", "no git lock files")
+            return
+        for lock in found:
+            if lock.open_by or lock.git_running:
+                who = f"process {', '.join(map(str, lock.open_by or lock.git_running))}"
+                self.add("git-locks", "warn", f"{lock.path} is held by a live {who}",
+                         "let that git command finish; a landing waits for it")
+            else:
+                self.add("git-locks", "warn", f"{lock.path} was left behind ({lock.age:.0f}s old, no process "
+                         f"holds it): git commands that need it fail until it is gone",
+                         f"`gitforge next` removes it before it works; or remove it yourself: rm {lock.path}")
 
     def _worktrees(self, store: Store) -> None:
         assert self.git is not None

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from gitforge.backlog import Phase
 from gitforge.context import Context
-from gitforge.errors import WorkFailed
+from gitforge.errors import LockBusy, WorkFailed
 from gitforge.git import Change, checkout
 from gitforge.git.checkout import index_tree
 from gitforge.git.locks import LOCK_WAIT, IndexBusy, IndexLock
@@ -98,8 +98,11 @@ def land(ctx: Context, phase: Phase, run_id: str, status: str, entry: Callable[[
         else:
             raise WorkFailed(f"{ctx.target} kept moving during the landing ({CAS_ATTEMPTS} tries)",
                              hint="stop other writers to the branch for a moment, then run gitforge next again")
-        with ctx.store.locked("notes", what="the notes lock"):
-            git.append_note(commit, json.dumps({**note(work), "reverified": reverified}, sort_keys=True))
+        try:
+            with ctx.store.locked("notes", what="the notes lock"):
+                git.append_note(commit, json.dumps({**note(work), "reverified": reverified}, sort_keys=True))
+        except LockBusy as e:  # landed all the same: recovery writes the note from the run's record
+            landing.checkouts.append((git.root, f"{e.message}; {e.hint}"))
         return landing
 
 

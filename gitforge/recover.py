@@ -114,6 +114,22 @@ def _landings(ctx: Context, depth: int) -> dict[str, tuple[str, str]]:
     return landed
 
 
+def landed_phases(ctx: Context, backlog) -> dict[str, str]:
+    """Phases that are not Done on the board but whose landing (a `Phase <N>: <title>` commit with
+    a Forge-Run trailer and no Forge-Status) is in the target's history: phase id -> where."""
+    open_titles = {p.id: p.title for p in backlog.phases if p.status != "Done"}
+    found: dict[str, str] = {}
+    if not open_titles:
+        return found
+    for commit, message in ctx.git.log(ctx.tip, SCAN_DEPTH):
+        phase, run = _trailer(message, "Forge-Phase"), _trailer(message, "Forge-Run")
+        if not (phase and run) or phase not in open_titles or phase in found or _trailer(message, "Forge-Status"):
+            continue
+        if message.split("\n", 1)[0].strip() == f"Phase {phase}: {open_titles[phase]}":
+            found[phase] = f"run {run}, commit {commit[:12]}"
+    return found
+
+
 def complete_notes(ctx: Context, landed: dict[str, tuple[str, str]], records: dict[str, dict]) -> list[str]:
     """Step 4: the note of every landing whose run has a record, written where it is missing."""
     store, git = ctx.store, ctx.git

@@ -6,7 +6,7 @@ Pure: reads a Backlog, never changes a status.
 from __future__ import annotations
 
 import graphlib
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from gitforge.backlog import PRIORITIES, Backlog, Phase, normalize_phase_id
@@ -24,23 +24,26 @@ class Selection:
 
 
 def select_next(backlog: Backlog, *, busy: Collection[str] = (),
-                retryable: Collection[str] = ()) -> Selection:
+                retryable: Collection[str] = (), landed: Mapping[str, str] | None = None) -> Selection:
+    """`landed`: phase id -> where it landed, for phases the target's history shows landed
+    although the backlog does not say Done (a landing reverted under it): never run again."""
     busy_ids = _ids(busy)
     retry_ids = _ids(retryable)
+    landed = dict(landed or {})
     by_id = {p.id: p for p in backlog.phases}
     blocked = _blocked(backlog.phases, by_id)
 
     def runnable(p: Phase) -> bool:
         return ((p.status == "Not started" or (p.status == "Failed" and p.id in retry_ids))
                 and all(by_id[d].status == "Done" for d in p.dependencies)
-                and p.id not in busy_ids)
+                and p.id not in busy_ids and p.id not in landed)
 
     candidates = [(PRIORITIES.index(p.priority), n, p)
                   for n, p in enumerate(backlog.phases) if runnable(p)]
     if candidates:
         phase = min(candidates, key=lambda c: c[:2])[2]
         return Selection(phase, f"phase {phase.id} is next ({phase.priority} priority)", blocked)
-    return Selection(None, _nothing_to_do(backlog, by_id, blocked, busy_ids, retry_ids), blocked)
+    return Selection(None, _nothing_to_do(backlog, by_id, blocked, busy_ids, retry_ids, landed), blocked)
 
 
 def _ids(ids: Collection[str]) -> set[str]:
@@ -72,7 +75,7 @@ def _blocked(phases: tuple[Phase, ...], by_id: dict[str, Phase]) -> dict[str, st
 
 
 def _nothing_to_do(backlog: Backlog, by_id: dict[str, Phase], blocked: dict[str, str],
-                   busy: set[str], retry: set[str]) -> str:
+                   busy: set[str], retry: set[str], landed: Mapping[str, str]) -> str:
     phases = backlog.phases
     if not phases:
         return f"{backlog.path} has no phases"
@@ -82,7 +85,7 @@ def _nothing_to_do(backlog: Backlog, by_id: dict[str, Phase], blocked: dict[str,
         if len(phases) == 1:
             return f"the only phase is {'finished (Skipped)' if skipped else 'done'}"
         return f"all {len(phases)} phases are {'finished' if skipped else 'done'}{counts}"
-    lines = [_why_waiting(p, by_id, blocked, busy, retry)
+    lines = [_why_waiting(p, by_id, blocked, busy, retry, landed)
              for p in phases if p.status not in _FINISHED]
     if len(lines) == 1:
         return lines[0]
@@ -93,10 +96,13 @@ def _nothing_to_do(backlog: Backlog, by_id: dict[str, Phase], blocked: dict[str,
 
 
 def _why_waiting(p: Phase, by_id: dict[str, Phase], blocked: dict[str, str],
-                 busy: set[str], retry: set[str]) -> str:
+                 busy: set[str], retry: set[str], landed: Mapping[str, str]) -> str:
     name = f"phase {p.id}"
     if p.id in busy:
         return f"{name} is in progress in another run"
+    if p.id in landed:
+        return (f"{name} landed already ({landed[p.id]}) although the backlog says {p.status} (was the "
+                f"landing reverted?); `gitforge next {p.id} --again` runs it anew")
     if p.status == "Awaiting review":
         return f"{name} is awaiting review; set its Status to Done once reviewed"
     if p.status == "Proposed":

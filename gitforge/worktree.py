@@ -18,7 +18,8 @@ from filelock import Timeout
 from gitforge.config import GatesConfig
 from gitforge.errors import ConfigError, LockBusy, RepoError, WorkFailed
 from gitforge.gates import GateResult, GateSpec, run_gate, run_gates
-from gitforge.git import Change, Git
+from gitforge.git import Change, Git, checkout
+from gitforge.git.locks import clear_for_checkout
 from gitforge.state import Store, atomic_write_json, new_id, now_iso, read_json
 
 
@@ -220,6 +221,10 @@ class Pool:
         if holder is not None and holder != wt.path.resolve():
             raise RepoError(f"branch {wt.branch} is checked out at {holder}",
                             hint=f"switch that checkout to another branch, or delete {wt.branch}")
+        # a gitforge killed in the middle of a git command here left its locks: we hold the
+        # worktree (and the phase its branch is for), so nobody else can be using them
+        private = checkout.git_dir(self.git, wt.path) if (wt.path / ".git").exists() else wt.path / ".none"
+        clear_for_checkout(private, wt.path, [self.git.common_dir / "refs" / "heads" / f"{wt.branch}.lock"])
         if exists and (wt.path / ".git").exists():
             self.git.worktree_reset(wt.path, wt.branch, wt.base)
         else:

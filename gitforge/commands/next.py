@@ -12,7 +12,8 @@ from gitforge.health import before_next
 from gitforge.ui import UI, print_json
 
 
-def next_phase(repo: Path, phase: str | None, overrides: Mapping[str, object], as_json: bool = False) -> int:
+def next_phase(repo: Path, phase: str | None, overrides: Mapping[str, object], as_json: bool = False,
+               again: bool = False) -> int:
     ctx = Context.open(repo, overrides)
     ui = UI()
     problems = [f for f in before_next(ctx) if f.level in ("warn", "error")]
@@ -24,7 +25,7 @@ def next_phase(repo: Path, phase: str | None, overrides: Mapping[str, object], a
             print_json({"command": "next", "ok": False, "status": "refused", "error": errors[0].message,
                         "hint": errors[0].fix, "exit_code": 2, "findings": [f.to_json() for f in problems]})
         return 2
-    outcome = Engine(ctx, ui).next(phase)
+    outcome = Engine(ctx, ui).next(phase, again)
     say = ui.info if as_json else ui.out
     if outcome.status == "nothing":
         say(f"Nothing to do: {outcome.reason}")

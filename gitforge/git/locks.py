@@ -144,6 +144,25 @@ def clear_stale(locks: Iterable[LockFile], quiet: Iterable[str] = ()) -> list[Pa
     return removed
 
 
+def clear_for_checkout(private: Path, checkout: Path, refs: Iterable[Path] = ()) -> list[Path]:
+    """Remove the index and HEAD locks of a checkout nobody else can be using (the caller holds
+    gitforge's lock on it), and the given ref locks, unless a process has one open or a git
+    process runs in that checkout."""
+    paths = [p for p in (private / "index.lock", private / "HEAD.lock", *refs) if p.is_file()]
+    if not paths:
+        return []
+    held = _holders(paths)
+    if git_processes([checkout]):
+        return []
+    removed = []
+    for p in paths:
+        if not held.get(p):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+                removed.append(p)
+    return removed
+
+
 class IndexBusy(Exception):
     """Another process holds a checkout's index.lock."""
 

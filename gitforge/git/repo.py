@@ -338,9 +338,11 @@ class Git:
             try:
                 self.repo.create_note(body, sig, sig, commit, ref, True)
                 return
-            except OSError:
+            except (OSError, pygit2.GitError) as e:
                 if i == attempts - 1:
-                    raise
+                    raise LockBusy(f"could not write the run note on {commit[:12]}: {e}",
+                                   hint=f"another git command holds {ref}.lock; once it is done, the next gitforge "
+                                        f"command writes the note (gitforge check lists stale locks)") from None
                 time.sleep(0.02 * (i + 1))
 
     # -- checkouts and worktrees ----------------------------------------------------------
