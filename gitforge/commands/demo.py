@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -71,9 +72,26 @@ def demo(directory: Path | None, as_json: bool = False) -> int:
     out("\nLook around:")
     out(f"  cd {shlex.quote(str(dest))}")
     out("  git log --notes=forge/runs --stat    # each landed phase, with its run note")
-    out("  gitforge status                       # the board")
-    out(f"  gitforge show {failed[0].phase.id if failed else '1'}                       # a run: ledger, gates, logs")
+    me = invoked_as()
+    out(f"  {me} status".ljust(40) + "# the board")
+    out(f"  {me} show {failed[0].phase.id if failed else '1'}".ljust(40) + "# a run: ledger, gates, logs")
+    if me != "gitforge":
+        out(f"  (`gitforge` is not on your PATH: use {me}, add {Path(me).parent} to PATH, or `pipx install .`)")
     return 0
+
+
+def invoked_as() -> str:
+    """How to run this gitforge again: `gitforge` when that name on PATH is this very program,
+    else the path it was started by (a venv's bin), else `python -m gitforge`."""
+    argv0 = Path(sys.argv[0])
+    on_path = shutil.which("gitforge")
+    if argv0.name == "gitforge" and argv0.exists():
+        if on_path and Path(on_path).resolve() == argv0.resolve():
+            return "gitforge"
+        return shlex.quote(str(argv0.resolve()))
+    if on_path and Path(on_path).resolve().parent == Path(sys.executable).parent.resolve():
+        return "gitforge"
+    return f"{shlex.quote(sys.executable)} -m gitforge"
 
 
 def _evidence(details: list[str], limit: int = 4) -> list[str]:
