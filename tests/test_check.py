@@ -18,7 +18,7 @@ from conftest import PY, commit_all, git, make_diff, phase_md, run_cli, write
 BASE = {"app.py": "x = 1\n"}
 UTF8 = {"PYTHONIOENCODING": "utf-8"}
 T0_IDS = ["repo", "commits", "config", "target", "backlog", "forge-writable", "builder", "leases", "claims",
-          "locks", "runs", "worktrees"]
+          "locks", "git-locks", "runs", "worktrees"]
 
 
 def check(root, *args, env=None):

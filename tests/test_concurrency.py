@@ -38,11 +38,13 @@ def landed_phases(root) -> list[str]:
 
 
 def test_two_next_at_once_on_one_phase_lands_it_once(make_repo, tmp_path):
+    go = tmp_path / "go"
     root = make_repo(BASE, [phase_md("1", "Slow", patch=make_diff(BASE, {"a.txt": "a\n"}, tmp_path),
-                                     checks=("sleep 2",))])
+                                     checks=(f"while [ ! -f {go} ]; do sleep 0.05; done",))])
     first = start_cli("next", cwd=root)
     wait_for(lambda: (root / ".forge/leases/1.json").exists())
     second = run_cli("next", cwd=root)
+    go.write_text("")
     out, err = first.communicate(timeout=60)
     assert first.returncode == 0, err
     assert second.returncode == 0
@@ -87,7 +89,7 @@ def test_run_killed_during_gates_is_recovered_and_runs_again(make_repo, tmp_path
     gate_flag.write_text("")
     again = run_cli("next", cwd=root)
     assert again.returncode == 0, again.stderr
-    assert "died during 'build'; nothing landed" in again.stderr
+    assert "died during 'gates'; nothing landed" in again.stderr
     assert f"ended process {gate_pid}" in again.stderr
     wait_for(lambda: not _alive(gate_pid), timeout=10)
     assert landed_phases(root) == ["1"]
