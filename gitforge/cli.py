@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
@@ -10,7 +11,8 @@ from typing import Annotated, Optional
 import typer
 
 from gitforge import __version__
-from gitforge.error_handler import handle
+from gitforge.error_handler import handle, report
+from gitforge.errors import EXIT_USAGE, UsageError
 
 app = typer.Typer(
     name="gitforge",
@@ -41,8 +43,21 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                                       help="Show the version and exit.")] = False) -> None:
+                                                       help="Show the version and exit.")] = False,
+                 chdir: Annotated[Optional[list[Path]], typer.Option(
+                     "-C", metavar="DIR", show_default=False,
+                     help="Run as if gitforge was started in DIR (before the command, like git -C; "
+                          "-C a -C b means a/b).")] = None) -> None:
     """Turn the phases of BACKLOG.md into verified, merged commits."""
+    for folder in chdir or []:
+        if not str(folder):
+            continue  # git -C "" changes nothing
+        try:
+            os.chdir(folder)
+        except OSError as e:
+            report(UsageError(f"cannot change to {folder}: {e.strerror or e}",
+                              hint="give -C an existing directory (a path relative to the one before it)"))
+            raise typer.Exit(EXIT_USAGE) from None
 
 
 @app.command("init")
@@ -229,8 +244,10 @@ def _terminate(signum, frame) -> None:
 
 
 def main() -> None:
+    from gitforge.streams import guard_std_streams
+
+    guard_std_streams()  # `gitforge next | head -3`: the run goes on, the output goes nowhere, quietly
     signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `gitforge show 1 | head` ends quietly, like git
     try:
         app()
     except KeyboardInterrupt:

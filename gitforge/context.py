@@ -28,7 +28,7 @@ class Context:
         target = cfg.target_branch or git.head_branch()
         if target is None:
             raise RepoError("HEAD is detached and otto.yaml sets no target_branch",
-                            hint="check out the branch phases should land on (git switch main), "
+                            hint="check out the branch phases should land on (git switch BRANCH), "
                                  "or set target_branch in otto.yaml, or pass --target BRANCH")
         git.branch_tip(target)  # raises a clear error when it does not exist
         return cls(git, cfg, Store(git.root, git.common_dir), target)

@@ -56,7 +56,7 @@ class Engine:
     def __init__(self, ctx: Context, ui: UI) -> None:
         self.ctx = ctx
         self.ui = ui
-        self.store = ctx.store.ensure()
+        self.store = ctx.store  # .forge/ is created by the first write (a run record), not here
         self.meter = Meter(ctx.cfg.budgets, ctx.cfg.prices)  # spend across this invocation
 
     # -- selection and claim ----------------------------------------------------------------

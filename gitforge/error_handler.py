@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import tempfile
 import traceback
@@ -15,16 +16,41 @@ import typer
 from gitforge.errors import EXIT_INTERNAL, ForgeError
 
 
+def log_folder() -> Path:
+    """Where crash logs go outside a repository: a folder of this user's only,
+    $XDG_STATE_HOME/gitforge/logs (by default ~/.local/state/gitforge/logs)."""
+    base = os.environ.get("XDG_STATE_HOME", "")
+    if not os.path.isabs(base):  # unset, or relative (which the XDG spec says to ignore)
+        base = str(Path.home() / ".local" / "state")
+    return Path(base) / "gitforge" / "logs"
+
+
+def _write_new(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as f:
+        f.write(text)
+    return path
+
+
 def _crash_log(exc: BaseException) -> Path:
+    """Write the traceback where only this user can read it: the repository's .forge/logs/ when
+    gitforge runs in one, else log_folder() (made 0700); never a shared, predictable /tmp path."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    name = f"crash-{stamp}-{os.getpid()}.log"
     text = f"gitforge crashed: {exc!r}\nargv: {sys.argv}\n\n" + "".join(traceback.format_exception(exc))
-    for folder in (Path.cwd() / ".forge" / "logs", Path(tempfile.gettempdir()) / "gitforge-logs"):
+    forge = Path.cwd() / ".forge"
+    if forge.is_dir() and not forge.is_symlink():
         with contextlib.suppress(OSError):
-            if folder.parent.is_dir() or folder.parent.name != ".forge":
-                folder.mkdir(parents=True, exist_ok=True)
-                path = folder / f"crash-{stamp}.log"
-                path.write_text(text, encoding="utf-8")
-                return path
+            (forge / "logs").mkdir(mode=0o700, exist_ok=True)
+            return _write_new(forge / "logs", name, text)
+    with contextlib.suppress(OSError, RuntimeError):  # RuntimeError: no home folder to be found
+        folder = log_folder()
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, exist_ok=True)
+        return _write_new(folder, name, text)
+    with contextlib.suppress(OSError):
+        return _write_new(Path(tempfile.mkdtemp(prefix="gitforge-logs-")), name, text)  # 0700, unpredictable
     return Path("(could not write a log)")
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from gitforge.backlog import Backlog, Phase, select_next
 from gitforge.calls import api_key
+from gitforge.clip import middle
 from gitforge.config import Config, load_config
 from gitforge.context import Context
 from gitforge.errors import ConfigError, ForgeError, LockBusy, RepoError
@@ -24,7 +25,7 @@ from gitforge.git import Git
 from gitforge.gate_env import GateUnprovable
 from gitforge.git import locks as git_locks
 from gitforge.recover import dead_runs, retryable_phases
-from gitforge.state import Lease, Store
+from gitforge.state import Lease, Store, set_aside
 from gitforge.worktree import Pool
 
 T0, T1 = "T0", "T1"
@@ -123,26 +124,39 @@ class Checkup:
 
     # -- .forge/ ---------------------------------------------------------------------------
     def forge(self, store: Store) -> None:
-        """Create `.forge/` if needed, then really write (and remove) a file in each folder."""
-        self.store = store
-        where = store.dir
-        try:
-            store.ensure()
-            for where in (store.dir, store.runs_dir, store.locks_dir, store.leases_dir, store.worktrees_dir):
-                fd, tmp = tempfile.mkstemp(dir=where, prefix=".check-", suffix=".tmp")
-                os.write(fd, b"gitforge check\n")
-                os.close(fd)
-                os.unlink(tmp)
-        except OSError as e:
-            if store.dir.exists() and not store.dir.is_dir():
-                fix = f"move the file {store.dir} away: gitforge keeps its run state in a folder of that name"
-            else:
-                fix = f"make it writable by you (chmod -R u+w {store.dir}), or fix its owner"
-            self.add("forge-writable", "error", f"cannot write in {e.filename or where}: {e.strerror or e}", fix)
+        """`.forge/` must be a folder gitforge can write in. Nothing is created: where it does
+        not exist yet, the folder that will hold it must be writable; each of its folders that
+        exists gets a real write (a temporary file, removed at once)."""
+        self.store, forge = store, store.dir
+        problem = fix = ""
+        if not forge.is_dir() and (forge.exists() or forge.is_symlink()):
+            problem, fix = f"{forge} is not a folder", (f"move the file {forge} away: gitforge keeps its run "
+                                                        "state in a folder of that name")
+        elif not forge.is_dir():
+            parent = next(p for p in forge.parents if p.is_dir())
+            if not os.access(parent, os.W_OK | os.X_OK):
+                problem, fix = (f"cannot create {forge}: {parent} is not writable by you",
+                                f"make it writable (chmod u+w {parent}), or fix its owner")
+        else:
+            try:
+                for where in (forge, store.runs_dir, store.locks_dir, store.leases_dir, store.worktrees_dir):
+                    if where.exists() and not where.is_dir():
+                        set_aside(where, "not a folder")
+                    if where.is_dir():  # a missing one is created by the first write that needs it
+                        fd, tmp = tempfile.mkstemp(dir=where, prefix=".check-", suffix=".tmp")
+                        os.write(fd, b"gitforge check\n")
+                        os.close(fd)
+                        os.unlink(tmp)
+            except OSError as e:
+                problem, fix = (f"cannot write in {e.filename or where}: {e.strerror or e}",
+                                f"make it writable by you (chmod -R u+w {forge}), or fix its owner")
+        if problem:
+            self.add("forge-writable", "error", problem, fix)
             self.skip(NEEDS_STATE, "needs a writable .forge/")
             return
         self.forge_ok = True
-        self.add("forge-writable", "ok", f"{store.dir} is writable")
+        self.add("forge-writable", "ok", f"{forge} is writable" if forge.is_dir() else
+                 f"{forge} does not exist yet; the first run creates it ({forge.parent} is writable)")
 
     def state(self, for_next: bool = False) -> None:
         """Leases, claims and dead runs under the state lock (as recovery reads them), then locks
@@ -162,15 +176,15 @@ class Checkup:
         self._worktrees(store)
 
     def _leases(self, store: Store) -> None:
-        before = {p.stem: store.read_lease(p.stem) for p in sorted(store.leases_dir.glob("*.json"))}
+        before = {p.stem: lease for p in sorted(store.leases_dir.glob("*.json"))
+                  if (lease := store.read_lease(p.stem)) is not None}  # an unreadable one is set aside
         self.live = live = store.live_leases()
         stale = [phase for phase in before if phase not in live
                  and not (store.leases_dir / f"{phase}.json").exists()]
         running = [f"phase {p} (run {lease.run_id}, pid {lease.pid})" for p, lease in live.items()
                    if lease.kind != "session"]
         if stale:
-            who = [f"phase {p}" + (f" (run {before[p].run_id}, pid {before[p].pid} on {before[p].host})"
-                                   if before[p] else " (unreadable)") for p in stale]
+            who = [f"phase {p} (run {before[p].run_id}, pid {before[p].pid} on {before[p].host})" for p in stale]
             self.add("leases", "ok", f"removed {len(stale)} stale lease(s) whose process had died: {_few(who)}")
         else:
             self.add("leases", "ok", f"{len(running)} live lease(s): {_few(running)}" if running else "no leases")
@@ -234,7 +248,7 @@ class Checkup:
             self.add("worktrees", "ok", "no kept worktrees")
             return
         named = [f"{m.get('path')} ({m.get('branch')}, run {m.get('run_id')}: "
-                 f"{(m.get('reason') or '').splitlines()[0][:80] if m.get('reason') else 'failed'})" for m in kept]
+                 f"{middle(m['reason'].splitlines()[0], 80) if m.get('reason') else 'failed'})" for m in kept]
         self.add("worktrees", "warn", f"{len(kept)} worktree(s) kept from failed runs: {_few(named, 3)}",
                  "look at them if useful, then `gitforge gc` removes them (a new run of the same phase "
                  "reuses its own)")

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from gitforge.builders import prompts
 from gitforge.builders.base import Plan
 from gitforge.calls import Caller
+from gitforge.clip import middle
 from gitforge.pipeline import Attempt
 from gitforge.llm import LLMError
 from gitforge.spend import BudgetExceeded, Meter
@@ -131,9 +132,9 @@ class Pilot:
             parts.append(f"# The plan\n\n{plan.render()}\n")
         for att in attempts:
             body = "\n".join([att.reason, *[str(d) for d in att.details]])
-            parts.append(f"# Attempt {att.number}: failed at {att.stage}\n\n{body[-3000:]}\n")
+            parts.append(f"# Attempt {att.number}: failed at {att.stage}\n\n{middle(body, 3000)}\n")
         if last_diff:
-            parts.append(f"# The last attempt's diff\n\n```diff\n{last_diff[:8000]}\n```\n")
+            parts.append(f"# The last attempt's diff\n\n```diff\n{middle(last_diff, 8000)}\n```\n")
         if self.fix_commands:
             parts.append("# execute_fix may run commands starting with: " + ", ".join(self.fix_commands) + "\n")
         parts.append("Decide what happens next by calling submit_decision.")

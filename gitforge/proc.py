@@ -52,9 +52,12 @@ class ProcResult:
 
 
 def tail(text: str, lines: int = TAIL_LINES) -> str:
-    """The last `lines` lines, each cut to LINE_CHARS: what fits in feedback and records."""
+    """The last `lines` lines, each cut to LINE_CHARS with its start and its end kept (the end
+    of a line often says what happened): what fits in feedback and records."""
+    from gitforge.clip import middle
+
     kept = text.rstrip("\n").splitlines()[-lines:]
-    return "\n".join(line if len(line) <= LINE_CHARS else line[:LINE_CHARS] + " [...]" for line in kept)
+    return "\n".join(middle(line, LINE_CHARS) for line in kept)
 
 
 def read_tail(path: Path) -> str:

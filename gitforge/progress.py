@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
+from gitforge.clip import middle
+
 STATE_START = "<!-- gitforge:state -->"
 STATE_END = "<!-- /gitforge:state -->"
 
@@ -36,7 +38,7 @@ def entry_block(entry: dict) -> str:
     lines.append(f"- Gates: {_fmt_gates(entry.get('gates', []))}")
     if entry.get("reason"):
         reason = " ".join(str(entry["reason"]).split())
-        lines.append(f"- Reason: {reason[:500]}")
+        lines.append(f"- Reason: {middle(reason, 500)}")
     lines += ["", "</details>", ""]
     return "\n".join(lines)
 

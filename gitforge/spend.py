@@ -74,7 +74,8 @@ class Meter:
                 raise BudgetExceeded(
                     f"budget: the next {role} call ({model}, up to ${est:.4f}) would take this {scope}'s spend "
                     f"from ${spent:.4f} past budgets.{key} = ${limit:g}",
-                    hint=f"raise budgets.{key} in otto.yaml, or lower builder.max_tokens, then run the phase again")
+                    hint=f"raise budgets.{key} in otto.yaml" + (", or lower builder.max_tokens" if role == "builder"
+                                                                  else "") + ", then run the phase again")
         return est
 
     def pilot_allowed(self) -> str | None:

@@ -20,7 +20,7 @@ from gitforge.errors import ConfigError, LockBusy, RepoError, WorkFailed
 from gitforge.gates import GateResult, GateSpec, run_gate, run_gates
 from gitforge.git import Change, Git, checkout
 from gitforge.git.locks import clear_for_checkout
-from gitforge.state import Store, atomic_write_json, new_id, now_iso, read_json
+from gitforge.state import Store, new_id, now_iso
 
 
 @dataclass
@@ -116,14 +116,10 @@ class Pool:
         self.include = list(include)
         self.size = size  # idle worktrees kept for reuse; more are removed on release
 
-    def _meta_path(self, name: str) -> Path:
-        return self.store.worktrees_dir / f"{name}.json"
-
     def meta(self, name: str) -> dict:
-        try:
-            return read_json(self._meta_path(name))
-        except (FileNotFoundError, ValueError):
-            return {}
+        """What the pool recorded about worktree `name` ({} when nothing; a record of the
+        wrong shape is set aside by the state layer)."""
+        return self.store.worktree_meta(name)
 
     def names(self) -> list[str]:
         d = self.store.worktrees_dir
@@ -199,8 +195,8 @@ class Pool:
         lock = lock or self.store.lock(wt.name)
         try:
             prepare()
-            atomic_write_json(self._meta_path(wt.name), {"name": wt.name, "path": str(wt.path), "branch": wt.branch,
-                                                         "run_id": run_id, "state": "busy", "since": now_iso()})
+            self.store.save_worktree_meta(wt.name, {"name": wt.name, "path": str(wt.path), "branch": wt.branch,
+                                                    "run_id": run_id, "state": "busy", "since": now_iso()})
             yield wt
         except BaseException as exc:
             if not keep_on_error:
@@ -220,7 +216,8 @@ class Pool:
         holder = self.git.branch_checked_out_at(wt.branch)
         if holder is not None and holder != wt.path.resolve():
             raise RepoError(f"branch {wt.branch} is checked out at {holder}",
-                            hint=f"switch that checkout to another branch, or delete {wt.branch}")
+                            hint=f"switch the checkout at {holder} to another branch (git cannot work on a branch "
+                                 "checked out twice), then run the command again")
         # a gitforge killed in the middle of a git command here left its locks: we hold the
         # worktree (and the phase its branch is for), so nobody else can be using them
         private = checkout.git_dir(self.git, wt.path) if (wt.path / ".git").exists() else wt.path / ".none"
@@ -269,7 +266,7 @@ class Pool:
             if (wt.path / ".git").exists():
                 self.git.worktree_detach(wt.path)
                 self.git.delete_branch(wt.branch)
-        atomic_write_json(self._meta_path(wt.name), meta)
+        self.store.save_worktree_meta(wt.name, meta)
 
     def remove(self, name: str) -> None:
         meta = self.meta(name)
@@ -280,4 +277,4 @@ class Pool:
         if meta.get("branch"):
             self.git.delete_branch(meta["branch"])
         with contextlib.suppress(FileNotFoundError):
-            self._meta_path(name).unlink()
+            (self.store.worktrees_dir / f"{name}.json").unlink()

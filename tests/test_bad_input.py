@@ -49,6 +49,7 @@ def test_target_branch_missing(make_repo):
     proc = run_cli("next", cwd=root)
     assert proc.returncode == 2
     assert "target branch 'release' does not exist (branches: main)" in proc.stderr
+    assert "name an existing branch" in proc.stderr and "git branch release" in proc.stderr
 
 
 def test_malformed_backlog_names_the_line(make_repo):
@@ -80,8 +81,10 @@ def test_phase_without_patch_or_builder(make_repo):
     proc = run_cli("next", cwd=root)
     assert proc.returncode == 2
     assert "phase 1 (Needs a builder) has no ### Patch block" in proc.stderr
-    for option in ("### Patch", "builder.kind to anthropic or command", "ANTHROPIC_API_KEY", "kind: command"):
+    for option in ("### Patch", "builder.kind: anthropic", "ANTHROPIC_API_KEY", "kind: command"):
         assert option in proc.stderr
+    # builder.kind is 'patch': a key alone would change nothing, so that is not offered as a way out
+    assert "and run again" not in proc.stderr
     assert snapshot(root) == before
 
 

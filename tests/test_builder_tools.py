@@ -112,7 +112,7 @@ def test_read_file_stops_at_the_character_cap_on_a_line_boundary():
     assert len(text) < tools.READ_CHARS + 1_000
     assert text.splitlines()[-1] == "[lines 1-39 of 100; call read_file with start_line=40 for more]"
     single = ok(t.run("read_file", {"path": "one.min.js"}))
-    assert "[line cut: 100,000 characters]" in single and len(single) < tools.READ_CHARS
+    assert f" … [{100_000 - tools.READ_CHARS // 2} chars] … " in single and len(single) < tools.READ_CHARS
 
 
 def test_a_missing_file_suggests_close_names():
@@ -303,7 +303,12 @@ def test_a_search_that_would_read_too_much_stops_and_says_so(monkeypatch):
 def test_long_matching_lines_are_clipped():
     t = make({"min.js": "a" * 500 + "needle" + "b" * 500}, {})
     line = ok(t.run("search_text", {"pattern": "needle", "path_glob": "*.js"})).splitlines()[1]
-    assert line == "min.js:1: " + "a" * tools.MATCH_CHARS + "…"
+    # what was found is shown, with what is around it, and how much was cut on each side
+    keep = (tools.MATCH_CHARS - len("needle")) // 2
+    assert line == f"min.js:1: [{500 - keep} chars] … " + "a" * keep + "needle" + "b" * keep + f" … [{500 - keep} chars]"
+    t = make({"end.js": "c" * 900 + " exited with code 3"}, {})
+    line = ok(t.run("search_text", {"pattern": "code", "path_glob": "*.js"})).splitlines()[1]
+    assert line.endswith("c exited with code 3") and line.startswith("end.js:1: [")
 
 
 # --- bad input

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from conftest import PY, commit_all, git, make_diff, phase_md, run_cli, write
+from gitforge.state import Store
 
 BASE = {"app.py": "x = 1\n"}
 UTF8 = {"PYTHONIOENCODING": "utf-8"}
@@ -59,7 +60,7 @@ def test_not_a_repository(tmp_path):
     assert human.returncode == 2
     assert "✗ repo: " in human.stderr and "    fix: run `git init`" in human.stderr
     assert "- gates: skipped" in human.stderr
-    assert human.stdout.startswith("check: 1 error(s), 0 warning(s), 0 ok, 13 skipped")
+    assert human.stdout.startswith("check: 1 error(s), 0 warning(s), 0 ok, 14 skipped")
 
 
 def test_no_commits(tmp_path):
@@ -128,7 +129,8 @@ def test_backlog_not_committed(make_repo):
 
 def test_read_only_forge_folder(make_repo):
     root = make_repo(BASE, [phase_md("1", "One")])
-    assert check(root)[0].returncode == 0  # creates .forge/
+    assert check(root)[0].returncode == 0 and not (root / ".forge").exists()  # check creates nothing
+    Store(root, root / ".git").ensure()  # as the first run leaves it
     forge_dir, prefix = root / ".forge", []
     os.chmod(forge_dir, 0o500)
     if os.geteuid() == 0:  # root writes through folder modes: run as root without that capability
@@ -206,7 +208,7 @@ def test_patch_builder_warns_about_a_runnable_phase_without_a_patch(make_repo):
 
 def test_stale_lease_is_counted_and_removed(make_repo, tmp_path):
     root = make_repo(BASE, [phase_md("1", "One", patch=patch(tmp_path))])
-    check(root)
+    Store(root, root / ".git").ensure()  # as an earlier run left it
     pid = dead_pid()
     lease = root / ".forge/leases/1.json"
     lease.write_text(json.dumps({"phase": "1", "run_id": "01STALE", "pid": pid, "host": socket.gethostname(),
@@ -221,7 +223,7 @@ def test_stale_lease_is_counted_and_removed(make_repo, tmp_path):
 
 def test_run_left_running_by_a_dead_process_is_reported_and_next_recovers_it(make_repo, tmp_path):
     root = make_repo(BASE, [phase_md("1", "One", patch=patch(tmp_path))])
-    check(root)
+    Store(root, root / ".git").ensure()  # as an earlier run left it
     run_id = "01J0000000000000000000DEAD"
     record_path = root / ".forge/runs" / f"{run_id}.json"
     record = {"run_id": run_id, "phase": "1", "title": "One", "status": "running", "step": "build",
@@ -244,7 +246,7 @@ def test_run_left_running_by_a_dead_process_is_reported_and_next_recovers_it(mak
 
 def test_old_host_agent_claim_is_a_warning_naming_the_run(make_repo, tmp_path):
     root = make_repo(BASE, [phase_md("1", "One", patch=patch(tmp_path))])
-    check(root)
+    Store(root, root / ".git").ensure()  # as an earlier run left it
     claim = {"phase": "1", "run_id": "01J0000000000000000000CLAM", "pid": dead_pid(), "host": "laptop",
              "started": iso(datetime.now(timezone.utc) - timedelta(hours=13)), "kind": "session"}
     (root / ".forge/leases/1.json").write_text(json.dumps(claim))

@@ -244,5 +244,15 @@ def test_check_command_looks_on_the_path_the_agent_will_get(tmp_path):
     with pytest.raises(ConfigError) as err:
         check_command(BuilderConfig(kind="command", command="my-agent -p", env_allowlist=["HOME"]), environ)
     assert "PATH is not in builder.env_allowlist" in err.value.message
+    assert "add PATH to builder.env_allowlist" in err.value.hint
+
+
+def test_check_command_does_not_advise_allowing_path_when_it_is_allowed(tmp_path):
+    environ = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+    with pytest.raises(ConfigError) as err:
+        check_command(BuilderConfig(kind="command", command="my-agent -p"), environ)
+    assert "was not found on PATH" in err.value.message
+    assert "env_allowlist" not in err.value.hint
+    assert "install my-agent into a folder on that PATH" in err.value.hint
     with pytest.raises(ConfigError):
         CommandBuilder(BuilderConfig(kind="command", command="my-agent"), None, environ={})  # type: ignore[arg-type]

@@ -42,6 +42,16 @@ def test_budget_is_checked_before_the_call_on_the_worst_case():
     with pytest.raises(BudgetExceeded) as err:
         m.check("builder", "claude-sonnet-5-5", request_chars=3_000, max_tokens=4000)
     assert "budgets.usd_per_phase" in err.value.message and "$0.0600" in err.value.message
+    assert "lower builder.max_tokens" in err.value.hint
+
+
+def test_a_budget_hint_names_only_settings_that_change_that_call():
+    m = meter(usd_per_phase=0.01)
+    for role in ("pilot", "planner"):  # their replies are not capped by builder.max_tokens
+        with pytest.raises(BudgetExceeded) as err:
+            m.check(role, "claude-sonnet-5-5", request_chars=30_000, max_tokens=2000)
+        assert "raise budgets.usd_per_phase in otto.yaml" in err.value.hint
+        assert "max_tokens" not in err.value.hint
 
 
 def test_run_budget_spans_phases():

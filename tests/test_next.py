@@ -299,3 +299,17 @@ def test_the_note_says_how_hunks_were_placed(make_repo, tmp_path):
     record = json.loads(next((root / ".forge/runs").glob("*.json")).read_text())
     assert record["attempts"][0]["ledger"]["hunks"][1] == {"file": "app.txt", "hunk": 2, "strategy": "relocated",
                                                            "offset": 2}
+
+
+def test_a_phase_branch_checked_out_elsewhere_is_refused_with_a_fix_that_works(make_repo, tmp_path, capsys):
+    from gitforge.commands.next import next_phase
+    from gitforge.error_handler import handle
+
+    root = make_repo(BASE, [phase_md("1", "Add slug", patch=slug_patch(tmp_path))])
+    other = tmp_path / "other"
+    git("worktree", "add", "-q", "-b", "forge/1-add-slug", str(other), cwd=root)
+    assert handle(lambda: next_phase(root, None, {})) == 2
+    err = capsys.readouterr().err
+    assert f"branch forge/1-add-slug is checked out at {other}" in err
+    assert f"switch the checkout at {other} to another branch" in err
+    assert "delete forge/1-add-slug" not in err  # git refuses to delete a branch checked out there

@@ -106,6 +106,31 @@ def test_landing_without_its_note_is_refused(make_repo, tmp_path):
     assert tip(bare) == landing and "by gitforge" not in skipped.stderr
 
 
+def test_missing_notes_are_fetched_from_where_they_are_not_from_the_push_target(make_repo, tmp_path):
+    root, bare, landing = landed_repo(make_repo, tmp_path)
+    upstream = tmp_path / "upstream.git"
+    git("init", "-q", "--bare", str(upstream), cwd=tmp_path)
+    git("remote", "add", "upstream", str(upstream), cwd=root)
+    # the landing and its note live on upstream; the push goes to origin, which has neither
+    git("push", "-q", "--no-verify", "upstream", "main", "refs/notes/forge/*:refs/notes/forge/*", cwd=root)
+    git("update-ref", "-d", NOTES, cwd=root)
+    proc = push(root, "origin", "main")
+    assert proc.returncode != 0 and tip(bare) != landing
+    assert "these commits came from upstream: fetch the run notes from there: gitforge notes fetch upstream" \
+        in proc.stderr
+    assert "gitforge notes fetch origin" not in proc.stderr
+    # fetched to upstream's tracking notes but not merged: the advice says so
+    git("fetch", "-q", "upstream", "+refs/notes/forge/*:refs/notes/remotes/upstream/forge/*", cwd=root)
+    proc = push(root, "origin", "main")
+    assert proc.returncode != 0
+    assert "your copy of upstream's run notes has them, not merged into yours yet: gitforge notes fetch upstream" \
+        in proc.stderr
+    assert run_cli("notes", "fetch", "upstream", cwd=root).returncode == 0  # what the advice says works
+    proc = push(root, "origin", "main")
+    assert proc.returncode == 0, proc.stderr
+    assert tip(bare) == landing
+
+
 def test_note_with_a_failing_gate_is_refused(make_repo, tmp_path):
     otto = f"verify:\n  - name: check\n    run: {json.dumps(PY + ' -c pass')}\n"
     root, bare, landing = landed_repo(make_repo, tmp_path, otto)
@@ -140,7 +165,8 @@ def test_merge_lock_refuses_the_target_only(make_repo, tmp_path):
     commit_all(root, "work")
     git("branch", "feature", cwd=root)
     before = tip(bare)
-    with Store(root).locked("merge"):  # what land.py holds while it lands
+    store = Store(root, root / ".git").ensure()  # a landing has written its run record by then
+    with store.locked("merge"):  # what land.py holds while it lands
         proc = push(root, "origin", "main")
         assert proc.returncode != 0 and tip(bare) == before
         assert "a landing is in progress on this branch" in proc.stderr

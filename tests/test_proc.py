@@ -13,7 +13,7 @@ import pytest
 
 from conftest import PY
 from gitforge import gates
-from gitforge.proc import PID_FILE, TAIL_LINES, read_pid_file, run_logged
+from gitforge.proc import LINE_CHARS, PID_FILE, TAIL_LINES, read_pid_file, run_logged, tail
 
 HANG = """
 import os, subprocess, sys, time
@@ -149,10 +149,21 @@ def test_a_file_that_is_not_executable_and_a_missing_cwd(tmp_path):
 
 
 def test_the_tail_keeps_only_the_end(tmp_path):
-    code = "for i in range(5000): print(f'line {i} ' + 'x' * 600)"
+    code = "for i in range(5000): print(f'line {i} ' + 'x' * 600 + f' exited with code {i % 7}')"
     result = run_logged([PY, "-c", code], tmp_path, dict(os.environ), tmp_path / "t.log", 30)
     lines = result.tail.splitlines()
-    assert len(lines) <= TAIL_LINES and lines[-1].startswith("line 4999 ") and lines[-1].endswith(" [...]")
+    assert len(lines) <= TAIL_LINES and lines[-1].startswith("line 4999 ")
+    # a cut line keeps its end, where the words that matter usually are, and says what was cut
+    assert lines[-1].endswith(" exited with code 1") and " … [" in lines[-1] and " chars] … " in lines[-1]
+    assert all(len(line) < LINE_CHARS + 40 for line in lines)
+
+
+def test_tail_cuts_each_long_line_in_the_middle():
+    line = "gate 'tests' (" + "python -m pytest " * 40 + ") exited with code 2"
+    (cut,) = tail(line).splitlines()
+    assert cut.startswith("gate 'tests' (python -m pytest") and cut.endswith(") exited with code 2")
+    assert f" … [{len(line) - LINE_CHARS} chars] … " in cut
+    assert tail("short line\nanother") == "short line\nanother"
 
 
 def test_end_orphans_finds_the_pid_file_of_a_running_command(tmp_path):

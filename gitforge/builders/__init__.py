@@ -26,6 +26,12 @@ WAYS_OUT = ("three ways out:\n"
             "       builder: {kind: command, command: \"claude -p --permission-mode acceptEdits\"}\n"
             "  3. write the change yourself as a ```diff block under '### Patch' in the phase.")
 
+# builder.kind: patch refuses a phase without a patch whatever the environment: a key alone does not help.
+PATCH_WAYS_OUT = ("two ways out:\n"
+                  "  1. let a builder write it: in otto.yaml set builder.kind: anthropic (with ANTHROPIC_API_KEY\n"
+                  "     exported), or builder: {kind: command, command: \"claude -p --permission-mode acceptEdits\"};\n"
+                  "  2. write the change yourself as a ```diff block under '### Patch' in the phase.")
+
 
 def make_builder(cfg: Config, phase: Phase, environ: Mapping[str, str] | None = None):
     environ = os.environ if environ is None else environ
@@ -34,7 +40,7 @@ def make_builder(cfg: Config, phase: Phase, environ: Mapping[str, str] | None = 
     kind = cfg.builder.kind
     if kind == "patch":
         raise UsageError(f"phase {phase.id} ({phase.title}) has no ### Patch block, and builder.kind is 'patch'",
-                         hint="set builder.kind to anthropic or command in otto.yaml; " + WAYS_OUT)
+                         hint=PATCH_WAYS_OUT)
     if kind == "anthropic":
         if api_key(environ) is None:
             raise UsageError(f"phase {phase.id} ({phase.title}) needs the anthropic builder, and "

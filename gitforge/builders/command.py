@@ -64,10 +64,13 @@ def check_command(cfg: BuilderConfig, environ: Mapping[str, str] | None = None) 
         return  # a relative path is resolved in the worktree, which does not exist yet
     search = os.pathsep.join(os.get_exec_path(env))
     if shutil.which(exe, path=search) is None:
-        where = "PATH" if "PATH" in env else "the default PATH (PATH is not in builder.env_allowlist)"
-        raise ConfigError(f"builder.command: '{exe}' was not found on {where}: {search}",
-                          hint=f"install {exe}, put its absolute path in builder.command, or add PATH to "
-                               f"builder.env_allowlist so the agent sees your PATH")
+        if "PATH" in env:  # the agent gets this PATH already: widening the allowlist changes nothing
+            where, fix = "PATH", f"install {exe} into a folder on that PATH, or put its absolute path in builder.command"
+        else:
+            where = "the default PATH (PATH is not in builder.env_allowlist)"
+            fix = (f"install {exe}, put its absolute path in builder.command, or add PATH to "
+                   "builder.env_allowlist so the agent sees your PATH")
+        raise ConfigError(f"builder.command: '{exe}' was not found on {where}: {search}", hint=fix)
 
 
 def command_argv(command: str, prompt: str, prompt_file: Path) -> list[str]:

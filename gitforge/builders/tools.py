@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 
+from gitforge.clip import around, middle
 from gitforge.patch.policy import matches_protected
 from gitforge.patch.tree import TreeView
 from gitforge.repomap import human_size, is_binary, plural
@@ -156,9 +157,10 @@ class RepoTools:
             if whole and not (rx.search(text) if rx else pattern in text):
                 continue
             for i, line in enumerate(text.split("\n"), 1):
-                if rx.search(line) if rx else pattern in line:
+                span = _span(rx, pattern, line)
+                if span is not None:
                     line = line.removesuffix("\r")
-                    matches.append(f"{path}:{i}: {line if len(line) <= MATCH_CHARS else line[:MATCH_CHARS] + '…'}")
+                    matches.append(f"{path}:{i}: {around(line, *span, MATCH_CHARS)}")
                     if len(matches) > SEARCH_MATCHES:
                         break
             if len(matches) > SEARCH_MATCHES:
@@ -280,7 +282,7 @@ def _numbered(path: str, text: str, start: int, end: int | None) -> str:
     for i in range(start, last + 1):
         line = lines[i - 1].removesuffix("\r")
         if len(line) > READ_CHARS // 2:
-            line = line[:READ_CHARS // 2] + f" … [line cut: {len(line):,} characters]"
+            line = middle(line, READ_CHARS // 2)
         if out and size + len(line) > READ_CHARS:
             last = i - 1
             break
@@ -316,6 +318,15 @@ def _arguments(name: str, given: object) -> dict:
     if missing:
         raise _Refused(f"missing {', '.join(missing)}: {usage}")
     return given
+
+
+def _span(rx: re.Pattern | None, pattern: str, line: str) -> tuple[int, int] | None:
+    """Where the search finds something in `line` (None: nowhere)."""
+    if rx is not None:
+        m = rx.search(line)
+        return m.span() if m else None
+    at = line.find(pattern)
+    return (at, at + len(pattern)) if at >= 0 else None
 
 
 def _may_backtrack(pattern: str) -> bool:

@@ -12,7 +12,7 @@ from gitforge.worktree import Pool
 
 def gc(repo: Path, as_json: bool = False) -> int:
     ctx = Context.open(repo)
-    store = ctx.store.ensure()
+    store = ctx.store
     pool = Pool(ctx.git, store, None, [])
     removed, busy = [], []
     sessions = {c.run_id for c in store.claims()}

@@ -25,12 +25,12 @@ def _report(command: str, sync: notesync.NotesSync, ui: UI, as_json: bool) -> in
 def fetch(repo: Path, remote: str, as_json: bool) -> int:
     git = Git.open(repo)
     ui = UI()
-    sync = notesync.fetch(git, Store(git.root, git.common_dir).ensure(), remote, on_wait=ui.info)
+    sync = notesync.fetch(git, Store(git.root, git.common_dir), remote, on_wait=ui.info)
     return _report("notes fetch", sync, ui, as_json)
 
 
 def push(repo: Path, remote: str, as_json: bool) -> int:
     git = Git.open(repo)
     ui = UI()
-    sync = notesync.push(git, Store(git.root, git.common_dir).ensure(), remote, on_wait=ui.info)
+    sync = notesync.push(git, Store(git.root, git.common_dir), remote, on_wait=ui.info)
     return _report("notes push", sync, ui, as_json)

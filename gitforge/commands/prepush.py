@@ -14,8 +14,9 @@ from gitforge.context import Context
 from gitforge.errors import ConfigError, ForgeError, RepoError
 from gitforge.gates import GateResult, GateSpec, describe_failure
 from gitforge.git import Git
-from gitforge.git.ranges import remote_name
-from gitforge.prepush import PushCheck, RefCheck, check_push, parse_refs
+from gitforge.git import notes
+from gitforge.git.ranges import remote_name, remotes_with_commit
+from gitforge.prepush import Finding, PushCheck, RefCheck, check_push, parse_refs
 from gitforge.state import Store
 from gitforge.ui import UI, gate_printer
 
@@ -49,7 +50,7 @@ def pre_push(repo: Path, remote: str, url: str, stdin: TextIO) -> int:
         ui.warn(f"otto.yaml is invalid ({broken.message.splitlines()[0]}); this push carries no gitforge "
                 "commits and no pre_push gates are named, so it goes ahead. Fix otto.yaml: gitforge check")
     if not push.ok:
-        _advise(ui, push, target)
+        _advise(ui, git, push, target)
         return 1
     _notes(ui, git, store, cfg, push)
     return 0
@@ -115,12 +116,13 @@ def _report_ref(ui: UI, check: RefCheck) -> None:
         ui.info(f"{f.sha[:9]} \"{f.subject}\": {f.reason}")
 
 
-def _advise(ui: UI, push: PushCheck, target: str | None) -> None:
+def _advise(ui: UI, git: Git, push: PushCheck, target: str | None) -> None:
     """How to proceed, for each kind of refusal found."""
     findings = [f for r in push.refs for f in r.findings]
-    if any(f.missing for f in findings):
+    missing = [f for f in findings if f.missing]
+    if missing:
         ui.warn("gitforge commits without their run notes:")
-        ui.info(f"if they came from another clone, fetch the notes: {_notes_cmd('fetch', push)}")
+        ui.info(_fetch_advice(git, missing, push))
         ui.info("if they were rebased or amended before notes.rewriteRef was set, copy each note: "
                 "git notes --ref=forge/runs copy OLD NEW")
     if any(not f.missing for f in findings):
@@ -155,6 +157,24 @@ def _notes(ui: UI, git: Git, store: Store, cfg: Config | None, push: PushCheck) 
     elif push.forge_commits:
         ui.info(f"run notes are not pushed with branches: {_notes_cmd('push', push)}, "
                 "or set notes.push_with: true in otto.yaml")
+
+
+def _fetch_advice(git: Git, missing: list[Finding], push: PushCheck) -> str:
+    """Where to fetch the missing notes from: a remote whose notes, fetched earlier, have them;
+    else the remotes that have the commits (their notes went where the commits did); else,
+    when no remote has them, the remote the push goes to, where clones usually share notes."""
+    names = notes.remotes(git)
+    noted = [r for r in names if all(f.run_id in (git.read_note(f.sha, notes.tracking_ref(r)) or "")
+                                     for f in missing)]
+    if noted:
+        return (f"your copy of {noted[0]}'s run notes has them, not merged into yours yet: "
+                f"gitforge notes fetch {noted[0]}")
+    having = [r for r in names if all(r in remotes_with_commit(git.here, f.sha) for f in missing)]
+    if having:
+        also = f" (or {', '.join(having[1:])})" if len(having) > 1 else ""
+        return (f"these commits came from {having[0]}{also}: fetch the run notes from there: "
+                f"gitforge notes fetch {having[0]}")
+    return f"if they came from another clone, fetch the notes from where it pushed them: {_notes_cmd('fetch', push)}"
 
 
 def _notes_cmd(verb: str, push: PushCheck) -> str:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from gitforge.calls import read_transcript
+from gitforge.clip import middle
 from gitforge.context import Context
 from gitforge.errors import UsageError
 from gitforge.git import NOTES_REF
@@ -124,7 +125,7 @@ def _brief(block: dict, width: int) -> str:
     else:
         body = json.dumps(block, ensure_ascii=False)
     body = " ⏎ ".join(body.split("\n"))
-    return body if len(body) <= width else body[:width] + f" … [{len(body) - width} more chars]"
+    return middle(body, width)
 
 
 def cost_lines(llm: dict | None) -> list[str]:

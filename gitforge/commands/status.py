@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from gitforge.backlog import select_next
+from gitforge.clip import middle
 from gitforge.context import Context
 from gitforge.recover import retryable_phases
 from gitforge.ui import UI, print_json
@@ -64,7 +65,7 @@ def status(repo: Path, overrides: Mapping[str, object], as_json: bool = False) -
         if p["blocked"]:
             out(f"  {'':<6}  * {p['blocked']}")
         elif run and run["status"] in ("failed", "crashed") and p["status"] in ("Failed", "Not started"):
-            out(f"  {'':<6}  ! {(run.get('reason') or '').splitlines()[0][:100] if run.get('reason') else ''}")
+            out(f"  {'':<6}  ! {middle(run['reason'].splitlines()[0], 100) if run.get('reason') else ''}")
     out()
     if data["next"]:
         out(f"Next: phase {data['next']}  (gitforge next)")

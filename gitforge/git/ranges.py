@@ -96,3 +96,18 @@ def commits_with_trailer(cwd: Path, rng: PushRange, key: str) -> list[TrailerCom
         if key.lower() in trailers and sha:
             found.append(TrailerCommit(sha, subject, trailers))
     return found
+
+
+def remotes_with_commit(cwd: Path, sha: str) -> list[str]:
+    """The configured remotes that have `sha`, as far as this clone knows: one of their
+    remote-tracking branches contains it."""
+    names = sorted(settings.remotes(cwd), key=len, reverse=True)  # "a/b" before "a"
+    refs = run_git(["for-each-ref", "--contains", sha, "--format=%(refname)", "refs/remotes/"], cwd,
+                   check=False).stdout.split()
+    found: list[str] = []
+    for ref in refs:
+        rest = ref.removeprefix("refs/remotes/")
+        name = next((n for n in names if rest.startswith(n + "/")), None)
+        if name is not None and name not in found:
+            found.append(name)
+    return found

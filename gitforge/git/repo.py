@@ -146,7 +146,8 @@ class Git:
         if ref is None:
             have = ", ".join(self.branches()) or "none"
             raise RepoError(f"target branch '{branch}' does not exist (branches: {have})",
-                            hint="set target_branch in otto.yaml, or pass --target BRANCH")
+                            hint=f"name an existing branch (target_branch in otto.yaml, or --target BRANCH), or "
+                                 f"create this one: git branch {branch}")
         return str(ref.resolve().target)
 
     def tree_of(self, commit: str) -> str:
