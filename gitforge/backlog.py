@@ -29,7 +29,8 @@ _HEADING_FORM = '"## Phase <N>: <title>", e.g. "## Phase 3: Add a login page"'
 
 _PHASE_WORD = re.compile(r"phase(?![a-z])", re.I)
 _PHASE_HEADING = re.compile(r"phase[ \t]+([0-9]+(?:\.[0-9]+)*)[ \t]*:[ \t]*(\S.*)", re.I)
-_FIELD = re.compile(r" {0,3}(?:[-*+][ \t]+)?\*\*([^*]+?)(?::\*\*|\*\*[ \t]*:)[ \t]*(.*?)[ \t]*\Z")
+_FIELD = re.compile(r" {0,3}(?:[-*+][ \t]+)?\*\*([^*]+?)(?::\*\*|\*\*[ \t]*:)"  # value: no
+                    r"[ \t]*+((?:[ \t]*+[^ \t])*+)[ \t]*\Z")  # backtracking over spaces and tabs
 _ITEM = re.compile(r" {0,3}(?:[-*+]|[0-9]{1,9}[.)])(?:[ \t]+(.*))?\Z")
 _RULE = re.compile(r" {0,3}(?:(?:-[ \t]*){3,}|(?:\*[ \t]*){3,}|(?:_[ \t]*){3,})\Z")
 _ID = re.compile(r"(?:phase[ \t]*)?#?[ \t]*([0-9]+(?:\.[0-9]+)*)", re.I)
@@ -92,6 +93,12 @@ class Backlog:
                 return phase
         known = ", ".join(p.id for p in self.phases) or "none"
         raise BacklogError(f"no phase {phase_id}; phases are: {known}", path=self.path)
+
+    def status_line(self, phase_id: str) -> int:
+        """The 1-based line of the phase's Status field, or of its heading when it has none."""
+        phase = self.get(phase_id)
+        index = self._status_lines[phase.id]
+        return phase.line if index is None else index + 1
 
     def with_status(self, phase_id: str, status: str) -> Backlog:
         """A new Backlog whose text differs from this one only in the phase's Status line."""
