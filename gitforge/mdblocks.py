@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 _ATX = re.compile(r" {0,3}(#{1,6})(?=[ \t]|\Z)(.*)\Z")
-_ATX_CLOSE = re.compile(r"(?:\A|[ \t]+)#+[ \t]*\Z")
 _FENCE = re.compile(r"( {0,3})(`{3,}|~{3,})(.*)\Z")
 _BACKTICKS = re.compile(r"`+")
 
@@ -23,7 +22,11 @@ def atx_heading(body: str) -> tuple[int, str] | None:
     m = _ATX.match(body)
     if not m:
         return None
-    return len(m.group(1)), _ATX_CLOSE.sub("", m.group(2).strip(" \t"))
+    text = m.group(2).strip(" \t")
+    bare = text.rstrip("#")  # an optional closing run of #s, after a space or tab
+    if bare != text and (not bare or bare[-1] in " \t"):
+        text = bare.rstrip(" \t")
+    return len(m.group(1)), text
 
 
 @dataclass(frozen=True)
