@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import collections
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -84,6 +85,7 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=20.0, help="seconds per command")
     ap.add_argument("--repros", type=Path, default=Path("/tmp/torture-repros"))
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still remove the temporary directory
     outcomes: collections.Counter[str] = collections.Counter()
     per_command: dict[str, collections.Counter[str]] = {a[0]: collections.Counter() for a in COMMANDS}
     disagreements: list[str] = []
