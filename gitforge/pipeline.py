@@ -85,14 +85,15 @@ def backlog_problems(changes: Sequence[Change], backlog: str, phase_id: str,
             base = parse_backlog((before or b"").decode("utf-8"), path=backlog)
         except (UnicodeDecodeError, BacklogError):
             return []  # a run never starts from such a base; nothing to compare with
-        return board_changes(base, after)
+        return _board_changes(base, after)
     return []
 
 
-def board_changes(base: Backlog, after: Backlog) -> list[str]:
+def _board_changes(base: Backlog, after: Backlog) -> list[str]:
     """What a patch did to the board that only gitforge (Status) or a person (the phases) may do."""
     new = {p.id: p for p in after.phases}
-    added = [p for p in after.phases if p.id not in {q.id for q in base.phases}]
+    old_ids = {p.id for p in base.phases}
+    added = [p for p in after.phases if p.id not in old_ids]
     problems = []
     for old in base.phases:
         where = f"{base.path}:{old.line}: the patch"

@@ -384,8 +384,8 @@ def test_the_backlog_check_is_linear_in_the_phases(make_repo):
     from gitforge import health
     root = make_repo(BASE, [f"## Phase {n}: p{n}\n" for n in range(1, 2001)],
                      otto='verify: []\nbuilder: {kind: command, command: "true"}\n')
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: a busy machine does not fail it
     checkup = health.quick(root, {})
-    assert time.perf_counter() - start < 5
+    assert time.process_time() - start < 5
     (found,) = [f for f in checkup.findings if f.id == "backlog"]
     assert found.message.endswith("2000 phase(s), 2000 runnable (next: phase 1)")

@@ -224,6 +224,6 @@ def test_runnable_phases_take_linear_time():
 
     from gitforge.selection import runnable_phases
     backlog = board(*[(str(n), "Not started") for n in range(1, 4001)])
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: a busy machine does not fail it
     assert len(runnable_phases(backlog, busy={"7"})) == 3999
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 1.0
