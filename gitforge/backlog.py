@@ -10,12 +10,14 @@ from __future__ import annotations
 import bisect
 import difflib
 import graphlib
+import itertools
 import re
 import unicodedata
 from dataclasses import dataclass, field as dataclass_field
 from typing import Any
 
 from gitforge.errors import BacklogError
+from gitforge.mdblocks import LINE, Fence, atx_heading, find_fences, first_code_span, split_ending
 
 STATUSES: tuple[str, ...] = ("Not started", "In progress", "Awaiting review", "Done",
                              "Failed", "Blocked", "Skipped", "Proposed")
@@ -25,17 +27,13 @@ _BOOLS = {"true": True, "yes": True, "false": False, "no": False}
 _NO_DEPS = {"", "none", "-", "n/a"}
 _HEADING_FORM = '"## Phase <N>: <title>", e.g. "## Phase 3: Add a login page"'
 
-_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
-_ATX = re.compile(r" {0,3}(#{1,6})(?=[ \t]|\Z)(.*)\Z")
-_ATX_CLOSE = re.compile(r"(?:\A|[ \t]+)#+[ \t]*\Z")
 _PHASE_WORD = re.compile(r"phase(?![a-z])", re.I)
 _PHASE_HEADING = re.compile(r"phase[ \t]+([0-9]+(?:\.[0-9]+)*)[ \t]*:[ \t]*(\S.*)", re.I)
-_FENCE = re.compile(r"( {0,3})(`{3,}|~{3,})(.*)\Z")
-_FIELD = re.compile(r" {0,3}(?:[-*+][ \t]+)?\*\*([^*]+?)(?::\*\*|\*\*[ \t]*:)[ \t]*(.*?)[ \t]*\Z")
+_FIELD = re.compile(r" {0,3}(?:[-*+][ \t]+)?\*\*([^*]+?)(?::\*\*|\*\*[ \t]*:)"  # value: no
+                    r"[ \t]*+((?:[ \t]*+[^ \t])*+)[ \t]*\Z")  # backtracking over spaces and tabs
 _ITEM = re.compile(r" {0,3}(?:[-*+]|[0-9]{1,9}[.)])(?:[ \t]+(.*))?\Z")
 _RULE = re.compile(r" {0,3}(?:(?:-[ \t]*){3,}|(?:\*[ \t]*){3,}|(?:_[ \t]*){3,})\Z")
 _ID = re.compile(r"(?:phase[ \t]*)?#?[ \t]*([0-9]+(?:\.[0-9]+)*)", re.I)
-_BACKTICKS = re.compile(r"`+")
 
 __all__ = ["STATUSES", "PRIORITIES", "Phase", "Backlog", "parse_backlog", "normalize_phase_id",
            "Selection", "select_next"]
@@ -96,6 +94,12 @@ class Backlog:
         known = ", ".join(p.id for p in self.phases) or "none"
         raise BacklogError(f"no phase {phase_id}; phases are: {known}", path=self.path)
 
+    def status_line(self, phase_id: str) -> int:
+        """The 1-based line of the phase's Status field, or of its heading when it has none."""
+        phase = self.get(phase_id)
+        index = self._status_lines[phase.id]
+        return phase.line if index is None else index + 1
+
     def with_status(self, phase_id: str, status: str) -> Backlog:
         """A new Backlog whose text differs from this one only in the phase's Status line."""
         if status not in STATUSES:
@@ -104,7 +108,7 @@ class Backlog:
         lines = list(self._lines)
         index = self._status_lines[phase.id]
         if index is not None:  # never line 0, so no BOM to step over
-            body, ending = _split_ending(lines[index])
+            body, ending = split_ending(lines[index])
             m = _FIELD.match(body)
             assert m is not None
             start, end = m.start(2), m.end(2)
@@ -112,18 +116,18 @@ class Backlog:
             lines[index] = body[:start] + sep + status + body[end:] + ending
         else:
             heading = phase.line - 1
-            body, ending = _split_ending(lines[heading])
+            body, ending = split_ending(lines[heading])
             if ending:
                 lines.insert(heading + 1, f"**Status:** {status}{ending}")
             else:  # the heading is the last line and has no newline: keep it that way
-                first = next((_split_ending(x)[1] for x in lines if _split_ending(x)[1]), "\n")
+                first = next((split_ending(x)[1] for x in lines if split_ending(x)[1]), "\n")
                 lines[heading] = body + first
                 lines.insert(heading + 1, f"**Status:** {status}")
         return parse_backlog("".join(lines), self.path)
 
 
 def parse_backlog(text: str, path: str = "BACKLOG.md") -> Backlog:
-    lines = tuple(_LINE.findall(text))
+    lines = tuple(LINE.findall(text))
     doc = _Doc(lines, path)
     phases: list[Phase] = []
     status_lines: dict[str, int | None] = {}
@@ -150,54 +154,50 @@ def __getattr__(name: str) -> Any:  # `from gitforge.backlog import select_next`
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _split_ending(line: str) -> tuple[str, str]:
-    body = line.rstrip("\r\n")
-    return body, line[len(body):]
-
-
-@dataclass(frozen=True)
-class _Fence:
-    start: int
-    end: int | None  # index of the closing line; None when it runs to the end of the file
-    info: str
-    indent: int
-    marker: str
-
-
 class _Doc:
-    """The lines of one file, with fenced blocks found once, CommonMark style."""
+    """The lines of one file, with fenced blocks found once; a block left open is an error
+    (CommonMark would run it to the end of the file, hiding every phase after it)."""
 
     def __init__(self, lines: tuple[str, ...], path: str) -> None:
         self.lines = lines
         self.path = path
-        self.body = [_split_ending(line)[0] for line in lines]
+        self.body = [split_ending(line)[0] for line in lines]
         if self.body and self.body[0].startswith("\ufeff"):
             self.body[0] = self.body[0][1:]
-        self.fences: list[_Fence] = []
+        self.fences = find_fences(self.body)
         self.fenced = [False] * len(lines)
-        i = 0
-        while i < len(lines):
-            m = _FENCE.match(self.body[i])
-            if not m or (m.group(2)[0] == "`" and "`" in m.group(3)):
-                i += 1
-                continue
-            marker = m.group(2)
-            closer = re.compile(r" {0,3}" + re.escape(marker[0]) + "{%d,}[ \t]*\\Z" % len(marker))
-            end = next((j for j in range(i + 1, len(lines)) if closer.match(self.body[j])), None)
-            self.fences.append(_Fence(i, end, m.group(3).strip(), len(m.group(1)), marker))
-            last = len(lines) - 1 if end is None else end
-            for j in range(i, last + 1):
-                self.fenced[j] = True
-            i = last + 1
+        for fence in self.fences:
+            if fence.end is None:
+                raise self._unclosed(fence)
+            self.fenced[fence.start:fence.end + 1] = [True] * (fence.end + 1 - fence.start)
+        self._fence_starts = [f.start for f in self.fences]
 
     def heading(self, i: int) -> tuple[int, str] | None:
         """(level, text) when line i is an ATX heading outside any fence."""
-        if self.fenced[i]:
-            return None
-        m = _ATX.match(self.body[i])
-        if not m:
-            return None
-        return len(m.group(1)), _ATX_CLOSE.sub("", m.group(2).strip(" \t"))
+        return None if self.fenced[i] else atx_heading(self.body[i])
+
+    def _unclosed(self, fence: Fence) -> BacklogError:
+        above = next((h for i in range(fence.start - 1, -1, -1)
+                      if (h := self.heading(i)) and h[0] <= 3), None)
+        patch = above is not None and above[0] == 3 and _section(above[1]) == "patch"
+        hidden = self._phase_heading_in(fence)
+        hides = "" if hidden is None else (f" and hides the heading on line {hidden + 1} "
+                                           f"({self.body[hidden].strip()!r})")
+        return self.error(f"the {'### Patch' if patch else fence.marker} block opened on line "
+                          f"{fence.start + 1} is never closed{hides}; end it with a line of "
+                          f"{fence.marker}", fence.start,
+                          hint="close every ``` or ~~~ block: an open one hides the phases after it")
+
+    def _phase_heading_in(self, fence: Fence) -> int | None:
+        """The first line inside `fence` that, at the block's own indent, is a `## Phase`
+        heading: never a diff line (those start with a space, +, -, @ or a letter)."""
+        for j in fence.inner(len(self.body)):
+            line = self.body[j]
+            line = line[min(len(line) - len(line.lstrip(" ")), fence.indent):]
+            heading = atx_heading(line) if line.startswith("#") else None
+            if heading is not None and heading[0] == 2 and _PHASE_WORD.match(heading[1]):
+                return j
+        return None
 
     def error(self, message: str, i: int, hint: str | None = None) -> BacklogError:
         return BacklogError(message, line=i + 1, path=self.path, hint=hint)
@@ -244,7 +244,7 @@ class _Doc:
         level3 = [(i, text) for i, (level, text) in headings if level == 3]
         for n, (i, text) in enumerate(level3):
             stop = level3[n + 1][0] if n + 1 < len(level3) else end
-            sections.setdefault(text.rstrip(":").strip().lower(), []).append((i, i + 1, stop))
+            sections.setdefault(_section(text), []).append((i, i + 1, stop))
 
         phase = Phase(
             id=pid, title=title, status=self._status(known.get("status")),
@@ -328,7 +328,7 @@ class _Doc:
                     items[-1].append(self.body[j].strip())
                 else:
                     continuing = False
-        gates = (_first_code_span("\n".join(item)) for item in items)
+        gates = (first_code_span("\n".join(item)) for item in items)
         return tuple(g.strip() for g in gates if g is not None and g.strip())
 
     def _patch(self, ranges: list[tuple[int, int, int]], pid: str) -> str | None:
@@ -338,12 +338,19 @@ class _Doc:
             raise self.error(f"phase {pid} has a second ### Patch section "
                              f"(the first is on line {ranges[0][0] + 1})", ranges[1][0])
         _, a, b = ranges[0]
-        fence = next((f for f in self.fences if a <= f.start < b), None)
-        if fence is None:
+        first = bisect.bisect_left(self._fence_starts, a)
+        fences = list(itertools.takewhile(lambda f: f.start < b, self.fences[first:]))
+        for f in fences:
+            if (hidden := self._phase_heading_in(f)) is not None:
+                raise self.error(f"{self.body[hidden].strip()!r} is inside the ### Patch block "
+                                 f"opened on line {f.start + 1}; is the block's closing "
+                                 f"{f.marker} missing?", hidden,
+                                 hint=f"end the patch with a line of {f.marker} before the "
+                                 "next phase's heading")
+        if not fences:
             return None
-        if fence.end is None:
-            raise self.error(f"the ### Patch block opened on line {fence.start + 1} is never "
-                             f"closed; end it with a line of {fence.marker}", fence.start)
+        fence = fences[0]
+        assert fence.end is not None  # _Doc refuses a block left open
         info = fence.info.split()[0].lower() if fence.info else ""
         if info not in ("", "diff", "patch"):
             raise self.error(f"the ### Patch block is marked {fence.marker}{info}; expected "
@@ -358,22 +365,8 @@ class _Doc:
         return "".join(body)
 
 
-def _first_code_span(text: str) -> str | None:
-    """The content of the first CommonMark code span in text, or None."""
-    pos = 0
-    while (opener := _BACKTICKS.search(text, pos)) is not None:
-        width = len(opener.group())
-        closer = _BACKTICKS.search(text, opener.end())
-        while closer is not None and len(closer.group()) != width:
-            closer = _BACKTICKS.search(text, closer.end())
-        if closer is None:
-            pos = opener.end()  # no closer: these backticks are literal text
-            continue
-        content = text[opener.end():closer.start()].replace("\n", " ")
-        if len(content) > 2 and content[0] == content[-1] == " " and content.strip(" "):
-            content = content[1:-1]
-        return content
-    return None
+def _section(heading_text: str) -> str:
+    return heading_text.rstrip(":").strip().lower()
 
 
 def _check_dependencies(phases: list[Phase], dep_lines: dict[str, int], path: str) -> None:
@@ -391,8 +384,8 @@ def _check_dependencies(phases: list[Phase], dep_lines: dict[str, int], path: st
         graphlib.TopologicalSorter({p.id: p.dependencies for p in phases}).prepare()
     except graphlib.CycleError as e:
         cycle = list(reversed(e.args[1]))  # each phase, then the phase it depends on
-        order = [p.id for p in phases]
-        first = min(cycle[:-1], key=order.index)
+        order = {p.id: n for n, p in enumerate(phases)}
+        first = min(cycle[:-1], key=order.__getitem__)
         cycle = cycle[cycle.index(first):-1] + cycle[:cycle.index(first) + 1]
         raise BacklogError("dependency cycle: " + " -> ".join(f"phase {c}" for c in cycle),
                            line=dep_lines[first] + 1, path=path,

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from gitforge.backlog import Backlog, Phase, select_next
+from gitforge.selection import runnable_phases
 from gitforge.calls import api_key
 from gitforge.clip import middle
 from gitforge.config import Config, load_config
@@ -272,10 +273,7 @@ class Checkup:
         if self.forge_ok:
             busy = set(self.live) if self.live is not None else {p.stem for p in ctx.store.leases_dir.glob("*.json")}
             retryable = retryable_phases(ctx.store, ctx.cfg.max_attempts)
-        runnable: list[Phase] = []
-        while (sel := select_next(backlog, busy=busy | {p.id for p in runnable}, retryable=retryable)).phase:
-            runnable.append(sel.phase)
-        self.runnable = runnable
+        self.runnable = runnable = runnable_phases(backlog, busy=busy, retryable=retryable)
         first = select_next(backlog, busy=busy, retryable=retryable)
         then = f" (next: phase {first.phase.id})" if first.phase else f"; {first.reason.splitlines()[0]}"
         self.add("backlog", "ok", f"{ctx.cfg.backlog} on {ctx.target}: {len(backlog.phases)} phase(s), "

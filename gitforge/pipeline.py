@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitforge.backlog import parse_backlog
+from gitforge.backlog import Backlog, parse_backlog
 from gitforge.errors import BacklogError, PatchRefused
 from gitforge.gates import GateResult, GateSpec, describe_failure
 from gitforge.proof import prove
@@ -64,8 +64,10 @@ def _move(entry: dict, state: str, reason: str = "") -> None:
     entry["transitions"].append({"state": state, "at": now_iso(), "reason": reason})
 
 
-def backlog_problems(changes: Sequence[Change], backlog: str, phase_id: str) -> list[str]:
-    """A patch may edit BACKLOG.md, but what it leaves must still parse and hold its phase."""
+def backlog_problems(changes: Sequence[Change], backlog: str, phase_id: str,
+                     before: bytes | None = None) -> list[str]:
+    """A patch may edit BACKLOG.md, but what it leaves must still parse and hold its phase, and
+    (against `before`, the base's backlog) keep the board: only gitforge writes Status lines."""
     for ch in changes:
         if ch.old_path == backlog and ch.path != backlog:
             return [f"{backlog}: the patch renames the backlog away"]
@@ -74,19 +76,48 @@ def backlog_problems(changes: Sequence[Change], backlog: str, phase_id: str) -> 
         if ch.data is None:
             return [f"{backlog}: the patch deletes the backlog"]
         try:
-            parse_backlog(ch.data.decode("utf-8"), path=backlog).get(phase_id)
+            after = parse_backlog(ch.data.decode("utf-8"), path=backlog)
+            after.get(phase_id)
         except UnicodeDecodeError:
             return [f"{backlog}: the patched backlog is not UTF-8"]
         except BacklogError as e:
             return [f"after the patch, {e.message}"]
+        try:
+            base = parse_backlog((before or b"").decode("utf-8"), path=backlog)
+        except (UnicodeDecodeError, BacklogError):
+            return []  # a run never starts from such a base; nothing to compare with
+        return _board_changes(base, after)
     return []
+
+
+def _board_changes(base: Backlog, after: Backlog) -> list[str]:
+    """What a patch did to the board that only gitforge (Status) or a person (the phases) may do."""
+    new = {p.id: p for p in after.phases}
+    old_ids = {p.id for p in base.phases}
+    added = [p for p in after.phases if p.id not in old_ids]
+    problems = []
+    for old in base.phases:
+        where = f"{base.path}:{old.line}: the patch"
+        if old.id in new and new[old.id].status != old.status:
+            problems.append(f"{after.path}:{after.status_line(old.id)}: the patch changes phase {old.id}'s "
+                            f"Status from {old.status} to {new[old.id].status}; only gitforge writes Status lines")
+        elif old.id not in new and (same := [p for p in added if p.title == old.title]):
+            problems.append(f"{where} changes the id of phase {old.id} ({old.title}) to {same[0].id}; "
+                            "only a person renumbers a phase")
+            added.remove(same[0])
+        elif old.id not in new:
+            problems.append(f"{where} removes phase {old.id} ({old.title}); only a person removes a phase")
+    problems += [f"{after.path}:{after.status_line(p.id)}: the patch adds phase {p.id} with Status {p.status}; "
+                 "a new phase starts Not started" for p in added if p.status != "Not started"]
+    return problems
 
 
 def patch_changes(view: TreeView, diff: str, policy, scope=None,
                   keep_phase: tuple[str, str] | None = None) -> tuple[tuple[Change, ...], dict]:
     """Parse, validate and apply `diff` against `view` (a commit's tree or a working tree) in
     memory, then audit. Raises PatchRefused (with `.stage` set) before anything is written.
-    `keep_phase` = (backlog path, phase id): the backlog must still parse and hold that phase."""
+    `keep_phase` = (backlog path, phase id): the backlog must still parse and hold that phase, and
+    no phase's Status, id or presence may differ from the backlog in `view` (backlog_problems)."""
     try:
         patches = parse_patch(diff)
     except PatchRefused as e:
@@ -105,7 +136,8 @@ def patch_changes(view: TreeView, diff: str, policy, scope=None,
         e.stage = "apply"
         raise
     changes = tuple(Change(c.path, c.data, c.mode, c.old_path) for c in applied)
-    problems = audit(applied) + (backlog_problems(changes, *keep_phase) if keep_phase else [])
+    problems = audit(applied) + (backlog_problems(changes, *keep_phase, view.read(keep_phase[0]))
+                                 if keep_phase else [])
     if problems:
         err = PatchRefused("the patched files failed the audit", problems)
         err.stage = "audit"

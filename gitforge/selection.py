@@ -27,23 +27,32 @@ def select_next(backlog: Backlog, *, busy: Collection[str] = (),
                 retryable: Collection[str] = (), landed: Mapping[str, str] | None = None) -> Selection:
     """`landed`: phase id -> where it landed, for phases the target's history shows landed
     although the backlog does not say Done (a landing reverted under it): never run again."""
+    by_id = {p.id: p for p in backlog.phases}
+    blocked = _blocked(backlog.phases, by_id)
+    landed = dict(landed or {})
+    ready = runnable_phases(backlog, busy=busy, retryable=retryable, landed=landed)
+    if ready:
+        phase = ready[0]
+        return Selection(phase, f"phase {phase.id} is next ({phase.priority} priority)", blocked)
+    return Selection(None, _nothing_to_do(backlog, by_id, blocked, _ids(busy), _ids(retryable), landed), blocked)
+
+
+def runnable_phases(backlog: Backlog, *, busy: Collection[str] = (),
+                    retryable: Collection[str] = (), landed: Mapping[str, str] | None = None) -> list[Phase]:
+    """Every phase that can run now, in the order select_next picks them (priority, then
+    document order): what repeated select_next calls, each adding its pick to `busy`, give."""
     busy_ids = _ids(busy)
     retry_ids = _ids(retryable)
     landed = dict(landed or {})
     by_id = {p.id: p for p in backlog.phases}
-    blocked = _blocked(backlog.phases, by_id)
 
     def runnable(p: Phase) -> bool:
         return ((p.status == "Not started" or (p.status == "Failed" and p.id in retry_ids))
                 and all(by_id[d].status == "Done" for d in p.dependencies)
                 and p.id not in busy_ids and p.id not in landed)
 
-    candidates = [(PRIORITIES.index(p.priority), n, p)
-                  for n, p in enumerate(backlog.phases) if runnable(p)]
-    if candidates:
-        phase = min(candidates, key=lambda c: c[:2])[2]
-        return Selection(phase, f"phase {phase.id} is next ({phase.priority} priority)", blocked)
-    return Selection(None, _nothing_to_do(backlog, by_id, blocked, busy_ids, retry_ids, landed), blocked)
+    ready = [(PRIORITIES.index(p.priority), n, p) for n, p in enumerate(backlog.phases) if runnable(p)]
+    return [p for _, _, p in sorted(ready, key=lambda c: c[:2])]
 
 
 def _ids(ids: Collection[str]) -> set[str]:

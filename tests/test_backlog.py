@@ -142,10 +142,55 @@ def test_phase_heading_inside_fences_is_not_a_heading():
     assert [p.id for p in parse_backlog(text).phases] == ["1", "2"]
 
 
-def test_unclosed_fence_runs_to_end_of_document():
-    text = doc("## Phase 1: a", "### Tasks", "```", "## Phase 2: hidden")
+@pytest.mark.parametrize("lines,opened", [
+    (("## Phase 1: a", "### Tasks", "```", "## Phase 2: hidden"), 3),
+    (("# Backlog", "~~~~", "## Phase 1: a", "~~~"), 2),  # in the preamble; a shorter closer
+    (("## Phase 1: a", "### Verification", "- `x`", "  ```sh", "y"), 4),
+    (("## Phase 1: a", "```", "```", "## Notes", "````"), 5),
+])
+def test_unclosed_fence_is_an_error_naming_where_it_opened(lines, opened):
+    with pytest.raises(BacklogError) as info:
+        parse_backlog(doc(*lines))
+    assert info.value.line == opened
+    assert f"block opened on line {opened} is never closed" in info.value.message
+    assert info.value.hint
+
+
+def test_unclosed_fence_names_the_phase_heading_it_hides():
+    message = error(doc("## Phase 1: a", "### Tasks", "```", "", "## Phase 2: hidden", "x"))
+    assert message.startswith("BACKLOG.md:3: the ``` block opened on line 3 is never closed")
+    assert "the heading on line 5 ('## Phase 2: hidden')" in message
+
+
+def test_patch_without_its_closing_fence_cannot_swallow_the_next_phase():
+    # the next phase's own closing fence ends the open block: without the check, phase 2
+    # disappears from the board and its hunk becomes part of phase 1's patch
+    text = doc("## Phase 1: a", "**Status:** Not started", "", "### Patch", "```diff",
+               *DIFF.splitlines(), "", "## Phase 2: b", "**Status:** Not started", "### Patch",
+               "```diff", *DIFF.splitlines(), "```", "## Phase 3: c")
+    with pytest.raises(BacklogError) as info:
+        parse_backlog(text)
+    assert info.value.line == 12
+    assert info.value.message.startswith(
+        "BACKLOG.md:12: '## Phase 2: b' is inside the ### Patch block opened on line 5")
+    assert "closing" in info.value.message and info.value.hint
+
+
+@pytest.mark.parametrize("heading", ["## Phase 2: b", "##\tphase 2 : b ##", "## Phase: bad",
+                                     "  ## Phase 2: b"])
+def test_phase_heading_in_a_closed_patch_block_is_an_error(heading):
+    text = doc("# B", "## Phase 1: a", "### Patch", "  ````diff", "  --- a/f", heading, "  ````")
+    with pytest.raises(BacklogError) as info:
+        parse_backlog(text)
+    assert info.value.line == 6 and "opened on line 4" in info.value.message
+
+
+def test_patch_may_carry_phase_headings_as_diff_lines():
+    body = ("--- a/BACKLOG.md\n+++ b/BACKLOG.md\n@@ -1,3 +1,5 @@\n ## Phase 1: a\n"
+            "-## Phase 2: b\n+## Phase 2: bee\n+\n+## Phase 3: c\n")
+    text = "## Phase 1: a\n### Patch\n````diff\n" + body + "````\n## Phase 2: b\n"
     backlog = parse_backlog(text)
-    assert [p.id for p in backlog.phases] == ["1"]
+    assert [p.id for p in backlog.phases] == ["1", "2"] and backlog.phases[0].patch == body
     assert backlog.render() == text
 
 

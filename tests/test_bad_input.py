@@ -62,6 +62,23 @@ def test_malformed_backlog_names_the_line(make_repo):
     assert snapshot(root) == before
 
 
+def test_patch_missing_its_closing_fence_does_not_swallow_the_next_phase(make_repo, tmp_path):
+    one = phase_md("1", "One", patch=make_diff(BASE, {"a.txt": "a\n"}, tmp_path))
+    one = one.replace("\n````\n", "\n", 1)  # the patch block's closing fence is missing
+    root = make_repo(BASE, [one, phase_md("2", "Two", patch=make_diff(BASE, {"b.txt": "b\n"}, tmp_path))])
+    lines = (root / "BACKLOG.md").read_text().splitlines()
+    heading = lines.index("## Phase 2: Two") + 1
+    opened = lines.index("````diff") + 1
+    before = snapshot(root)
+    check = run_cli("check", cwd=root)
+    assert check.returncode == 2
+    assert f"BACKLOG.md:{heading}: '## Phase 2: Two' is inside the ### Patch block opened on line {opened}" \
+        in check.stderr
+    proc = run_cli("next", cwd=root)
+    assert proc.returncode == 2 and f"BACKLOG.md:{heading}:" in proc.stderr
+    assert snapshot(root) == before and not (root / "a.txt").exists()
+
+
 def test_unknown_config_key_names_the_nearest(make_repo):
     root = make_repo(BASE, [phase_md("1", "One")], otto="max_attempt: 2\n")
     proc = run_cli("next", cwd=root)

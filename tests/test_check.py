@@ -376,3 +376,18 @@ def test_next_refuses_on_a_t0_error(make_repo):
     (fresh / ".forge").write_text("not a folder\n")
     proc = run_cli("next", cwd=fresh)
     assert proc.returncode == 2 and "forge-writable" in proc.stderr and "move the file" in proc.stderr
+
+
+def test_the_backlog_check_is_linear_in_the_phases(make_repo):
+    # found by bench/torture_backlog.py: 2,000 runnable phases made `gitforge check` hang,
+    # each one found by a select_next pass over the whole board
+    import time
+
+    from gitforge import health
+    root = make_repo(BASE, [f"## Phase {n}: p{n}\n" for n in range(1, 2001)],
+                     otto='verify: []\nbuilder: {kind: command, command: "true"}\n')
+    start = time.process_time()  # CPU time: a busy machine does not fail it
+    checkup = health.quick(root, {})
+    assert time.process_time() - start < 5
+    (found,) = [f for f in checkup.findings if f.id == "backlog"]
+    assert found.message.endswith("2000 phase(s), 2000 runnable (next: phase 1)")

@@ -200,3 +200,30 @@ def test_reason_stays_short_on_a_long_backlog():
     assert len(lines) == 11
     assert lines[-1] == "- and 21 more phases not runnable"
     assert len(select_next(backlog).blocked) == 29
+
+
+# --- every runnable phase at once (gitforge check counts them) -------------------------------
+
+def test_runnable_phases_are_what_select_next_picks_one_by_one():
+    from gitforge.selection import runnable_phases
+    backlog = board(("1", "Done"), ("2", "Not started", "low", "1"), ("3", "Failed", "high"),
+                    ("4", "Not started", "critical", "3"), ("5", "Not started", "high"),
+                    ("6", "Proposed"), ("7", "Not started", "high", "1"), ("8", "Not started"))
+    one_by_one: list[str] = []
+    while (sel := select_next(backlog, busy={"5", *one_by_one}, retryable={"3"})).phase:
+        one_by_one.append(sel.phase.id)
+    assert one_by_one == ["3", "7", "8", "2"]
+    assert [p.id for p in runnable_phases(backlog, busy={"5"}, retryable={"3"})] == one_by_one
+    assert [p.id for p in runnable_phases(backlog)] == ["5", "7", "8", "2"]
+
+
+def test_runnable_phases_take_linear_time():
+    # found by bench/torture_backlog.py: `gitforge check` picked 2,000 runnable phases one
+    # select_next at a time, each a pass over the whole board, and hung
+    import time
+
+    from gitforge.selection import runnable_phases
+    backlog = board(*[(str(n), "Not started") for n in range(1, 4001)])
+    start = time.process_time()  # CPU time: a busy machine does not fail it
+    assert len(runnable_phases(backlog, busy={"7"})) == 3999
+    assert time.process_time() - start < 1.0
