@@ -14,7 +14,7 @@ from pathlib import Path
 from gitforge import gate_env as gate_env_mod
 from gitforge.git import clean_env
 from gitforge.redact import redact, redact_file, secrets_from, without_own_secrets
-from gitforge.proc import PID_FILE, end_marked, owner_pid, read_pid_file, run_logged
+from gitforge.proc import PID_FILE, end_marked, owner_alive, read_pid_file, run_logged
 
 
 @dataclass(frozen=True)
@@ -64,19 +64,7 @@ def end_dead_owners(runs_dir: Path) -> list[int]:
     (runs, and the gates of `verify`, `check --full` and the pre-push hook)."""
     files = [f for pattern in (f"*/{PID_FILE}", f"*/*/{PID_FILE}") for f in runs_dir.glob(pattern)] \
         if runs_dir.is_dir() else []
-    return _end([f for f in sorted(files) if not _alive(owner_pid(read_pid_file(f)[0]))])
-
-
-def _alive(pid: int | None) -> bool:
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return _end([f for f in sorted(files) if not owner_alive(read_pid_file(f)[0])])
 
 
 def _end(pid_files: list[Path], worktree: str | None = None) -> list[int]:

@@ -166,6 +166,7 @@ def repair_checkouts(ctx: Context, depth: int = 50) -> list[str]:
     chain = git.log(tip, depth)
     for path in git.checkouts_of(ctx.target):
         private = checkout.git_dir(git, path)
+        checkout.clear_litter(private)
         held = index_tree(path, private)
         if held is None or held == git.tree_of(tip):
             continue
@@ -185,9 +186,17 @@ def repair_checkouts(ctx: Context, depth: int = 50) -> list[str]:
                             f"run `gitforge next` again when it is done")
             continue
         try:
-            how = sync_checkout(ctx, path, older, tip, git.local_changes(path, older), lock)
+            users = checkout.finish_update(git, path, lock, older, tip)
         finally:
             lock.release()
-        messages.append(how or f"updated the checkout at {path} from {older[:12]} to {tip[:12]}: {ctx.target} "
-                               f"had moved without it (a landing was interrupted)")
+        if users:
+            shown = ", ".join(users[:5]) + (" ..." if len(users) > 5 else "")
+            messages.append(f"the checkout at {path} still shows {older[:12]} ({ctx.target} is at {tip[:12]}: a landing "
+                            f"was interrupted) and has changes of yours in files the landing changed ({shown}); "
+                            f"gitforge left it alone (do not commit from it as it is). To carry your changes onto "
+                            f"{tip[:12]}, run: git -C {path} update-ref --no-deref HEAD {older} && git -C {path} stash "
+                            f"&& git -C {path} checkout {ctx.target} && git -C {path} stash pop")
+        else:
+            messages.append(f"updated the checkout at {path} from {older[:12]} to {tip[:12]}: {ctx.target} "
+                            f"had moved without it (a landing was interrupted)")
     return messages

@@ -165,10 +165,42 @@ def read_pid_file(path: Path) -> tuple[str | None, int | None]:
     return None, None
 
 
+def start_time(pid: int) -> str | None:
+    """When a process started (clock ticks since boot, /proc/<pid>/stat field 22): with its pid,
+    an identity no later process can have."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return None
+
+
+def new_token() -> str:
+    """"<pid>.<start time>-<random>": names the gitforge process that starts a command."""
+    return f"{os.getpid()}.{start_time(os.getpid()) or 0}-{secrets.token_hex(8)}"
+
+
 def owner_pid(token: str | None) -> int | None:
-    """The gitforge process that started a command, from its token ("<pid>-<random>")."""
-    head = (token or "").partition("-")[0]
+    """The gitforge process that started a command, from its token."""
+    head = (token or "").partition("-")[0].partition(".")[0]
     return int(head) if head.isdigit() else None
+
+
+def owner_alive(token: str | None) -> bool:
+    """Whether the gitforge process a token names still runs: its pid is alive and started when
+    the token says (a pid given to another process since does not count)."""
+    pid = owner_pid(token)
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    recorded = (token or "").partition("-")[0].partition(".")[2]
+    now = start_time(pid)
+    return not recorded or recorded == "0" or now is None or now == recorded
 
 
 def _write_pid_file(path: Path, token: str, pgid: int | None) -> None:
@@ -203,7 +235,7 @@ def run_logged(cmd: str | Sequence[str], cwd: Path, env: Mapping[str, str], log_
         raise TypeError("shell=True takes the command as one string")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     pid_file = log_path.parent / PID_FILE  # lets the next run end this command if gitforge is SIGKILLed
-    token = f"{os.getpid()}-{secrets.token_hex(8)}"
+    token = new_token()
     _write_pid_file(pid_file, token, None)  # before the start: a kill right after Popen leaves a trace
     env = {**env, MARK_VAR: token}
     start = time.monotonic()

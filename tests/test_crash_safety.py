@@ -237,3 +237,25 @@ def test_a_person_committing_during_landings_never_reverts_them(make_repo, tmp_p
     for i in range(1, 7):
         assert git("show", f"main:f{i}.txt", cwd=root) == f"{i}\n"
     assert "**Status:** Not started" not in git("show", "main:BACKLOG.md", cwd=root)
+
+
+def test_a_checkout_update_killed_midway_is_finished(make_repo, tmp_path):
+    """gitforge SIGKILLed while `git read-tree -m -u` writes the main checkout: git finishes the
+    files, gitforge never installs the new index. The next run completes the update."""
+    import shutil
+    import stat
+
+    real = shutil.which("git")
+    shim = tmp_path / "bin" / "git"
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\ncase "$*" in *"read-tree -m -u"*) kill -9 $PPID;; esac\nexec {real} "$@"\n')
+    shim.chmod(shim.stat().st_mode | stat.S_IXUSR)
+    root = make_repo(BASE, [phase_md("1", "One", patch=make_diff(BASE, {"a.txt": "a\n"}, tmp_path)),
+                            phase_md("2", "Two", patch=make_diff(BASE, {"b.txt": "b\n"}, tmp_path))])
+    killed = run_cli("next", cwd=root, env={"PATH": f"{shim.parent}{os.pathsep}{os.environ['PATH']}"})
+    assert killed.returncode == -9, killed.stderr
+    assert git("status", "--porcelain", cwd=root) != ""  # files at the landing, index not
+    again = run_cli("next", cwd=root)
+    assert again.returncode == 0 and "Landed phase 2" in again.stdout, again.stderr
+    assert git("status", "--porcelain", cwd=root) == "", again.stderr
+    assert not list((root / ".git").glob("index.gitforge-*"))

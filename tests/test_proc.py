@@ -179,7 +179,7 @@ def test_end_orphans_finds_the_pid_file_of_a_running_command(tmp_path):
     _wait_for(lambda: (run_dir / "agent" / PID_FILE).exists())
     _wait_for(lambda: read_pid_file(run_dir / "agent" / PID_FILE)[1] is not None)
     token, pid = read_pid_file(run_dir / "agent" / PID_FILE)
-    assert token and token.startswith(f"{os.getpid()}-")
+    assert token and token.startswith(f"{os.getpid()}.")
     assert gates.end_orphans(run_dir, str(work)) == [pid]
     thread.join(10)
     assert results and results[0].exit_code == -signal.SIGKILL

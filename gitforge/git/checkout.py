@@ -64,3 +64,60 @@ def index_tree(checkout: Path, private: Path) -> str | None:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
     return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def finish_update(git: Git, checkout: Path, lock: IndexLock, old: str, new: str) -> list[str] | None:
+    """Complete an update of a checkout from `old` to `new` that a killed landing left undone or
+    half done (git had written some files when gitforge died; the index still holds `old`).
+    Files already at `new` are taken into the index as they are; the others are written as
+    `git checkout` would. Returns None when done, else the paths holding changes of the user's
+    own (neither `old` nor `new`), and nothing is touched."""
+    before, after = git.view(old), git.view(new)
+    written, users = [], []
+    for path in git.changed_paths(git.tree_of(old), git.tree_of(new)):
+        disk = _on_disk(checkout / path)
+        if disk == after.read(path):
+            written.append(path)
+        elif disk != before.read(path):
+            users.append(path)
+    if users:
+        return users
+    index = lock.git_dir / "index"
+    tmp = lock.git_dir / f"index.gitforge-{os.getpid()}"
+    shutil.copyfile(index, tmp)
+    env = {"GIT_INDEX_FILE": str(tmp)}
+    try:
+        for path in written:
+            entry = git.entry(new, path)
+            args = ["--force-remove", "--", path] if entry is None else \
+                ["--add", "--cacheinfo", f"{entry[0]:o},{entry[1]},{path}"]
+            run_git(["update-index", *args], checkout, env=env)
+        # --cacheinfo entries carry no stat data: refresh them, as git would, from the files
+        run_git(["update-index", "-q", "--refresh"], checkout, env=env, check=False)
+        middle = run_git(["write-tree"], checkout, env=env).stdout.strip()
+        run_git(["read-tree", "-m", "-u", middle, new], checkout, env=env)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    lock.commit(tmp)
+    return None
+
+
+def _on_disk(path: Path) -> bytes | None:
+    """A file's content as git would store it (a symlink's target), or None when absent."""
+    try:
+        if path.is_symlink():
+            return os.readlink(path).encode()
+        return path.read_bytes() if path.is_file() else None
+    except OSError:
+        return None
+
+
+def clear_litter(private: Path) -> None:
+    """Temporary indexes a killed gitforge left in a git dir (index.gitforge-<pid>)."""
+    for tmp in private.glob("index.gitforge-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()

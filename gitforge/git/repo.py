@@ -158,6 +158,14 @@ class Git:
         tree = obj if isinstance(obj, pygit2.Tree) else obj.peel(pygit2.Tree)
         return CommitTree(self.repo, tree)
 
+    def entry(self, commit_or_tree: str, path: str) -> tuple[int, str] | None:
+        """(file mode, object id) of `path` in a tree, or None when absent."""
+        try:
+            found = self.view(commit_or_tree)._tree[path]
+        except (KeyError, ValueError):
+            return None
+        return int(found.filemode), str(found.id)
+
     def read_file(self, commit_or_tree: str, path: str) -> bytes | None:
         return self.view(commit_or_tree).read(path)
 
