@@ -227,6 +227,9 @@ def _terminate(signum, frame) -> None:
 
 
 def main() -> None:
+    from gitforge.secrets_guard import guard
+
+    guard()  # before anything runs: the API key out of reach of the processes gitforge starts
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `gitforge show 1 | head` ends quietly, like git
     try:
