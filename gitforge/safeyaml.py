@@ -73,11 +73,13 @@ def load(text: str, inspect: Callable[[yaml.Node], None] | None = None) -> Loade
         raise YAMLProblem(f"{len(text):,} characters is too large for a configuration (at most {MAX_BYTES:,})")
     if bad := _NOT_PRINTABLE.search(text):
         line, column = _position(text, bad.start())
-        what = ("a byte that is not UTF-8" if "\udc80" <= bad.group() <= "\udcff"
-                else f"the control character U+{ord(bad.group()):04X}")
-        raise YAMLProblem(f"{what} at offset {bad.start()}; YAML allows only printable characters, tabs "
-                          "and newlines (write it as an escape inside double quotes, e.g. \"\\x01\")",
-                          line, column)
+        char = bad.group()
+        if "\udc80" <= char <= "\udcff":  # a byte os.environ could not decode (surrogateescape)
+            raise YAMLProblem(f"byte 0x{ord(char) - 0xDC00:02x} at offset {bad.start()} is not UTF-8; "
+                              "the text must be UTF-8", line, column)
+        raise YAMLProblem(f"the control character U+{ord(char):04X} at offset {bad.start()}; YAML allows only "
+                          "printable characters, tabs and newlines (write it as an escape inside double "
+                          "quotes, e.g. \"\\x01\")", line, column)
     loader = _BoundedLoader(text)
     try:
         node = loader.get_single_node()

@@ -83,8 +83,8 @@ def test_three_hundred_mutated_files_load_or_refuse_quickly(tmp_path: Path) -> N
 
 
 HOSTILE_ENV = {
-    "GITFORGE_VERIFY": DOCUMENTS["alias bomb"].replace("\n", "\n  ").replace("verify: ", "x: ", 1)
-    .replace("pre_push", "y"),
+    "GITFORGE_VERIFY": "[" + ", ".join([f"&l0 [{', '.join(['lol'] * 9)}]"] + [  # a one-line alias bomb
+        f"&l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 9)]) + "]",
     "GITFORGE_BUILDER": "&b {model: *b}",
     "GITFORGE_PRE_PUSH": "[" * 5000 + "]" * 5000,
     "GITFORGE_PRICES": "{m: {input: .inf, output: 1, cache_write: 1, cache_read: 1}}",
@@ -101,6 +101,7 @@ HOSTILE_ENV = {
 def test_hostile_environment_values_are_refused_quickly(tmp_path: Path, name: str) -> None:
     kind, message = outcome(lambda: load_config(tmp_path, environ={name: HOSTILE_ENV[name]}))
     assert kind == "error" and message.startswith(f"environment variable {name}: "), message
+    assert "invalid YAML" not in message and "expected" not in message, message  # refused for what it is
 
 
 def test_environment_values_say_where_the_yaml_breaks(tmp_path: Path) -> None:
@@ -110,7 +111,8 @@ def test_environment_values_say_where_the_yaml_breaks(tmp_path: Path) -> None:
                        "characters, tabs and newlines (write it as an escape inside double quotes, "
                        "e.g. \"\\x01\") (column 3)")
     _, message = outcome(lambda: load_config(tmp_path, environ={"GITFORGE_PARALLEL": "caf\udce9"}))
-    assert "a byte that is not UTF-8 at offset 3" in message
+    assert message == ("environment variable GITFORGE_PARALLEL: cannot read 'caf\\udce9' as a YAML value: "
+                       "byte 0xe9 at offset 3 is not UTF-8; the text must be UTF-8 (column 4)")
 
 
 @pytest.mark.parametrize("text, expected", [
