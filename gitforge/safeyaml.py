@@ -136,6 +136,14 @@ class _BoundedLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
+    def fetch_flow_collection_start(self, TokenClass):  # noqa: N803 - PyYAML's signature
+        """The scanner looks ahead across every open bracket before the composer sees one (a
+        cost that grows with the square of the depth): stop it at the same depth."""
+        if self.flow_level >= MAX_DEPTH:
+            raise _Refused(problem=f"nested more than {MAX_DEPTH} levels deep; no gitforge setting is "
+                                   "nested that deep", problem_mark=self.get_mark())
+        super().fetch_flow_collection_start(TokenClass)
+
     def construct_object(self, node, deep=False):  # noqa: ANN001 - PyYAML's signature
         try:
             return super().construct_object(node, deep)
