@@ -5,15 +5,18 @@ Layers, highest first: command-line flags > GITFORGE_* environment > otto.yaml >
 
 from __future__ import annotations
 
-import difflib
 import os
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo,
+                      field_validator)
 
+from gitforge import safeyaml
+from gitforge.config_messages import KeyPath, describe, dotted, show, suggest
 from gitforge.errors import ConfigError
 
 CONFIG_FILE = "otto.yaml"
@@ -23,28 +26,62 @@ RESERVED_ENV = frozenset({"GITFORGE", "GITFORGE_RUN", "GITFORGE_PHASE", "GITFORG
                           "GITFORGE_HOME", "GITFORGE_DEBUG"})
 HINT = "See the otto.yaml reference in README.md."
 
-KeyPath = tuple[str | int, ...]  # a key path: ("verify", 0, "timeout")
+
+
+WEEK = 7 * 24 * 3600  # the longest timeout: a value past it is a typo (or .inf), and overflows timers
+MANY = 1_000_000      # a ceiling for counts and sizes no real setting reaches
+MAX_PRICE = 100_000   # USD per million tokens; larger is a typo, and products with tokens overflow
+
+
+def repo_path_problem(path: str, root_ok: bool = False) -> str | None:
+    """Why `path` is not a path inside the repository gitforge may use, or None: relative,
+    without '..', not under .git/ (anywhere) or .forge/ (gitforge's own state), printable."""
+    parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
+    if not path.strip():
+        return "is empty"
+    if not parts and not root_ok:
+        return "names the repository itself"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+        return "contains a control character"
+    if path.startswith(("/", "\\", "~")) or re.match(r"[A-Za-z]:", path):
+        return "is absolute"
+    if ".." in parts:
+        return "leaves the repository ('..')"
+    if any(p.lower() == ".git" for p in parts):
+        return "is under .git/"
+    if parts[0].lower() == ".forge":
+        return "is under .forge/ (gitforge's own state)"
+    return None
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        """A NUL cannot pass to a process, a path or git: refuse it here, not at run time."""
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str) and "\x00" in text:
+                raise ValueError("must not contain a NUL character (\\0)")
+        return value
 
 
 class Gate(_Section):
     name: str = Field(min_length=1)
     run: str = Field(min_length=1)
-    timeout: float = Field(default=600.0, gt=0)
+    timeout: float = Field(default=600.0, gt=0, le=WEEK)
 
 
 class BuilderConfig(_Section):
     kind: Literal["anthropic", "command", "patch"] = "patch"
     model: str = Field(default="claude-sonnet-5-5", min_length=1)
     command: str | None = None
-    timeout: float = Field(default=1800.0, gt=0)
+    timeout: float = Field(default=1800.0, gt=0, le=WEEK)
     env_allowlist: list[str] = Field(default_factory=lambda: [
         "PATH", "HOME", "LANG", "LC_ALL", "TERM", "TMPDIR", "USER", "ANTHROPIC_API_KEY"])
-    max_turns: int = Field(default=16, ge=1)       # model calls per attempt (tool loop)
-    max_tokens: int = Field(default=16000, ge=256)  # per reply
+    max_turns: int = Field(default=16, ge=1, le=1000)       # model calls per attempt (tool loop)
+    max_tokens: int = Field(default=16000, ge=256, le=MANY)  # per reply
 
 
 class PlannerConfig(_Section):
@@ -53,8 +90,8 @@ class PlannerConfig(_Section):
 
 
 class LLMConfig(_Section):
-    max_retries: int = Field(default=4, ge=0)       # the SDK's own retries: 429, 529, 5xx, connection
-    timeout: float = Field(default=600.0, gt=0)     # seconds per request (16,000 tokens can take 5 minutes)
+    max_retries: int = Field(default=4, ge=0, le=100)  # the SDK's own retries: 429, 529, 5xx, connection
+    timeout: float = Field(default=600.0, gt=0, le=WEEK)  # seconds per request (16,000 tokens can take 5 minutes)
     pilot_model: str = Field(default="claude-haiku-5-5", min_length=1)
     pilot_strong_model: str = Field(default="claude-opus-5-5", min_length=1)
     escalate_below: float = Field(default=0.6, ge=0, le=1)  # pilot confidence that asks the strong model
@@ -62,10 +99,10 @@ class LLMConfig(_Section):
 
 class Price(_Section):
     """USD per million tokens."""
-    input: float = Field(ge=0)
-    output: float = Field(ge=0)
-    cache_write: float = Field(ge=0)
-    cache_read: float = Field(ge=0)
+    input: float = Field(ge=0, le=MAX_PRICE)
+    output: float = Field(ge=0, le=MAX_PRICE)
+    cache_write: float = Field(ge=0, le=MAX_PRICE)
+    cache_read: float = Field(ge=0, le=MAX_PRICE)
 
 
 def _price(i: float, o: float, w: float, r: float) -> dict[str, float]:
@@ -85,11 +122,11 @@ DEFAULT_PRICES: dict[str, dict[str, float]] = {
 
 
 class Budgets(_Section):
-    usd_per_phase: float = Field(default=5.0, ge=0)
-    usd_per_run: float = Field(default=50.0, ge=0)
-    doctor_calls_per_phase: int = Field(default=2, ge=0)
-    doctor_calls_per_run: int = Field(default=10, ge=0)
-    failures_per_run: int = Field(default=25, ge=0)
+    usd_per_phase: float = Field(default=5.0, ge=0, le=MANY)
+    usd_per_run: float = Field(default=50.0, ge=0, le=MANY)
+    doctor_calls_per_phase: int = Field(default=2, ge=0, le=MANY)
+    doctor_calls_per_run: int = Field(default=10, ge=0, le=MANY)
+    failures_per_run: int = Field(default=25, ge=0, le=MANY)
 
 
 class MergeConfig(_Section):
@@ -97,9 +134,9 @@ class MergeConfig(_Section):
 
 
 class PolicyConfig(_Section):
-    max_files: int = Field(default=25, ge=0)
-    max_lines: int = Field(default=1500, ge=0)
-    max_file_bytes: int = Field(default=1_000_000, ge=0)
+    max_files: int = Field(default=25, ge=0, le=MANY)
+    max_lines: int = Field(default=1500, ge=0, le=100 * MANY)
+    max_file_bytes: int = Field(default=1_000_000, ge=0, le=1 << 40)
     protected_paths: list[str] = Field(default_factory=lambda: [
         ".git/", ".forge/", "otto.yaml", ".env*", "**/*.pem"])
     forbid_binary: bool = True
@@ -109,14 +146,14 @@ class PolicyConfig(_Section):
 class WorktreesConfig(_Section):
     setup: str | None = None
     include: list[str] = Field(default_factory=list)
-    pool_size: int = Field(default=4, ge=1)
+    pool_size: int = Field(default=4, ge=1, le=64)
 
     @field_validator("include")
     @classmethod
     def _relative_globs(cls, patterns: list[str]) -> list[str]:
         for pattern in patterns:
-            if not pattern or pattern.startswith(("/", "~")) or ".." in pattern.replace("\\", "/").split("/"):
-                raise ValueError(f"{pattern!r} must be a glob relative to the repository, without '..'")
+            if why := repo_path_problem(pattern):
+                raise ValueError(f"{pattern!r} {why}; give a glob relative to the repository")
         return patterns
 
 
@@ -132,10 +169,8 @@ class GatesConfig(_Section):
     @classmethod
     def _relative_dirs(cls, paths: list[str] | None) -> list[str] | None:
         for path in paths or []:
-            parts = path.replace("\\", "/").split("/")
-            if not path or path.startswith(("/", "~")) or ".." in parts or parts[0] in (".git", ".forge"):
-                raise ValueError(f"{path!r} must be a folder relative to the worktree, without '..', "
-                                 f"not under .git/ or .forge/")
+            if why := repo_path_problem(path, root_ok=True):
+                raise ValueError(f"{path!r} {why}; give a folder relative to the worktree")
         return paths
 
 
@@ -160,8 +195,8 @@ class Config(_Section):
     pilot: bool = True
     llm: LLMConfig = Field(default_factory=LLMConfig)
     prices: dict[str, Price] = Field(default_factory=lambda: {m: Price(**p) for m, p in DEFAULT_PRICES.items()})
-    max_attempts: int = Field(default=3, ge=1)
-    parallel: int = Field(default=1, ge=1)
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    parallel: int = Field(default=1, ge=1, le=64)
     budgets: Budgets = Field(default_factory=Budgets)
     merge: MergeConfig = Field(default_factory=MergeConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
@@ -170,6 +205,20 @@ class Config(_Section):
     notes: NotesConfig = Field(default_factory=NotesConfig)
 
     _source: str | None = PrivateAttr(default=None)
+
+    @field_validator("backlog", "progress")
+    @classmethod
+    def _file_in_repository(cls, path: str, info: ValidationInfo) -> str:
+        """BACKLOG.md and PROGRESS.md are read and committed at this path on the target branch:
+        a file inside the repository, written as git spells it (`./docs/B.md` -> `docs/B.md`)."""
+        why = repo_path_problem(path) or ("names a folder" if path.endswith("/") else None)
+        if why:
+            raise ValueError(f"{path!r} {why}; give a file path relative to the repository, e.g. docs/BACKLOG.md")
+        clean = "/".join(part for part in path.split("/") if part not in ("", "."))
+        if clean == CONFIG_FILE or clean == info.data.get("backlog"):
+            raise ValueError(f"{path!r} is {'otto.yaml' if clean == CONFIG_FILE else 'the backlog'} itself; "
+                             f"landing a phase would overwrite it with the {info.field_name} file")
+        return clean
 
     @field_validator("prices", mode="before")
     @classmethod
@@ -211,45 +260,34 @@ def load_config(root: Path, *, overrides: Mapping[str, object] | None = None,
             key_path = tuple(key.split("."))
             if key_path not in settings:
                 raise ConfigError(f"command line: unknown setting '{key}' — "
-                                  + _suggest(key, [".".join(p) for p in settings]), HINT)
+                                  + suggest(key, [".".join(p) for p in settings]), HINT)
             _put(data, origins, key_path, value, "command line")
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError("\n".join(_describe(error, origins) for error in exc.errors()),
+        raise ConfigError("\n".join(describe(error, origins, Config, CONFIG_FILE) for error in exc.errors()),
                           HINT) from None
     config._source = source
     return config
 
 
 def _read_file(path: Path) -> tuple[dict[str, Any], dict[KeyPath, str]]:
-    """Parse otto.yaml once; return its data and the 'otto.yaml:<line>' of every key path."""
+    """Parse otto.yaml once, within bounds; return its data and the 'otto.yaml:<line>' of every key path."""
+    lines: dict[KeyPath, int] = {}
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        with open(path, "rb") as file:
+            raw = file.read(safeyaml.MAX_BYTES + 1)  # a bigger file is refused, not read whole
+        loaded = safeyaml.load(safeyaml.decode(raw), lambda node: _map_lines(node, (), lines))
+    except OSError as exc:
         raise ConfigError(f"{CONFIG_FILE}: cannot read: {exc}", HINT) from None
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark, opened = exc.problem_mark or exc.context_mark, exc.context_mark
-        where = f"{CONFIG_FILE}:{mark.line + 1}:{mark.column + 1}" if mark else CONFIG_FILE
-        detail = exc.problem or exc.context
-        if exc.problem and exc.context and opened:  # e.g. an unclosed quote or bracket
-            detail += f" ({exc.context} at line {opened.line + 1}, column {opened.column + 1})"
-        raise ConfigError(f"{where}: invalid YAML: {detail}", HINT) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{CONFIG_FILE}: invalid YAML: {exc}", HINT) from None
-    finally:
-        loader.dispose()
+    except safeyaml.YAMLProblem as exc:
+        raise ConfigError(exc.at(CONFIG_FILE), HINT) from None
+    data, node = loaded.data, loaded.node
     if node is None or data is None:
         return {}, {}
     if not isinstance(data, dict):
         raise ConfigError(f"{CONFIG_FILE}:{node.start_mark.line + 1}: the top level must be a "
-                          f"mapping of settings (key: value), got {_show(data)}", HINT)
-    lines: dict[KeyPath, int] = {}
-    _map_lines(node, (), lines)
+                          f"mapping of settings (key: value), got {show(data)}", HINT)
     return data, {key_path: f"{CONFIG_FILE}:{line}" for key_path, line in lines.items()}
 
 
@@ -263,10 +301,10 @@ def _map_lines(node: yaml.Node, key_path: KeyPath, lines: dict[KeyPath, int]) ->
             child = (*key_path, key.value)
             line = key.start_mark.line + 1
             if key.tag != "tag:yaml.org,2002:str":  # `on:` is a boolean, `1:` an integer
-                raise ConfigError(f"{CONFIG_FILE}:{line}: key '{_dotted(child)}' must be a "
+                raise ConfigError(f"{CONFIG_FILE}:{line}: key '{dotted(child)}' must be a "
                                   "plain name; quote it if it is meant as one", HINT)
             if child in lines:
-                raise ConfigError(f"{CONFIG_FILE}:{line}: duplicate key '{_dotted(child)}' "
+                raise ConfigError(f"{CONFIG_FILE}:{line}: duplicate key '{dotted(child)}' "
                                   f"(first set on line {lines[child]})", HINT)
             lines[child] = line
             _map_lines(value, child, lines)
@@ -300,7 +338,7 @@ def _from_environ(environ: Mapping[str, str], settings: Mapping[tuple[str, ...],
             continue
         where = f"environment variable {name}"
         if upper not in names:
-            raise ConfigError(f"{where}: not a gitforge setting — {_suggest(upper, names)}",
+            raise ConfigError(f"{where}: not a gitforge setting — {suggest(upper, names)}",
                               "Rename or unset it; settings are GITFORGE_<KEY>, with __ "
                               "between nested keys (GITFORGE_BUILDER__KIND). " + HINT)
         raw = environ[name]
@@ -308,11 +346,12 @@ def _from_environ(environ: Mapping[str, str], settings: Mapping[tuple[str, ...],
             found.append((names[upper], raw, where))
             continue
         try:
-            found.append((names[upper], yaml.safe_load(raw), where))
-        except yaml.YAMLError as exc:
-            problem = getattr(exc, "problem", None) or exc
-            raise ConfigError(f"{where}: cannot read {raw!r} as a YAML value: {problem}",
-                              HINT) from None
+            found.append((names[upper], safeyaml.load(raw).data, where))
+        except safeyaml.YAMLProblem as exc:
+            shown = repr(raw) if len(raw) <= 60 else repr(raw[:60]) + "…"
+            column = f" (column {exc.column})" if exc.column and "\n" not in raw else ""
+            raise ConfigError(f"{where}: cannot read {shown} as a YAML value: "
+                              f"{exc.message.removeprefix('invalid YAML: ')}{column}", HINT) from None
     return found
 
 
@@ -331,76 +370,3 @@ def _put(data: dict[str, Any], origins: dict[KeyPath, str], key_path: tuple[str,
     for stale in [p for p in origins if p[:len(key_path)] == key_path]:
         del origins[stale]
     origins[key_path] = where
-
-
-_EXPECTED = {
-    "int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
-    "string_type": "a string", "list_type": "a list", "model_type": "a mapping",
-    "dict_type": "a mapping",
-}
-
-
-def _describe(error: Mapping[str, Any], origins: Mapping[KeyPath, str]) -> str:
-    """One pydantic error -> 'otto.yaml:7: 'max_attempts' must be an integer, got ...'."""
-    loc: KeyPath = tuple(error["loc"])
-    kind, value, ctx = error["type"], error["input"], error.get("ctx") or {}
-    where = next((origins[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in origins),
-                 CONFIG_FILE)
-    key = _dotted(loc)
-    if kind == "extra_forbidden":
-        siblings = [_dotted((*loc[:-1], name)) for name in _annotation_at(loc[:-1]).model_fields]
-        return f"{where}: unknown key '{key}' — {_suggest(key, siblings)}"
-    if kind == "missing":
-        return f"{where}: '{_dotted(loc[:-1])}' is missing the required key '{loc[-1]}'"
-    if kind == "literal_error":
-        choices = [str(c) for c in get_args(_annotation_at(loc))]
-        close = difflib.get_close_matches(str(value), choices, n=1)
-        tail = f" — did you mean '{close[0]}'?" if close else ""
-        return f"{where}: '{key}' must be one of {', '.join(choices)}; got {_show(value)}{tail}"
-    if kind in _EXPECTED:
-        return f"{where}: '{key}' must be {_EXPECTED[kind]}, got {_show(value)}"
-    if kind in ("greater_than", "greater_than_equal"):
-        bound = f"greater than {ctx['gt']:g}" if "gt" in ctx else f"at least {ctx['ge']:g}"
-        return f"{where}: '{key}' must be {bound}, got {_show(value)}"
-    if kind == "string_too_short":
-        return f"{where}: '{key}' must not be empty"
-    if kind == "value_error" and "error" in ctx:
-        return f"{where}: '{key}': {ctx['error']}"
-    return f"{where}: '{key}': {error['msg']}"
-
-
-def _annotation_at(loc: KeyPath) -> Any:
-    """The schema type at a key path: () -> Config, ("verify", 0) -> Gate."""
-    annotation: Any = Config
-    for part in loc:
-        if isinstance(part, int):
-            annotation = get_args(annotation)[0]
-        elif get_origin(annotation) is dict:
-            annotation = get_args(annotation)[1]
-        else:
-            annotation = annotation.model_fields[part].annotation
-    return annotation
-
-
-def _dotted(loc: KeyPath) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
-
-
-def _suggest(wrong: str, valid: Iterable[str]) -> str:
-    """'did you mean X?' for a close valid name, else the valid names (or the nearest one)."""
-    valid = list(valid)
-    if close := difflib.get_close_matches(wrong, valid, n=1):
-        return f"did you mean '{close[0]}'?"
-    if len(valid) <= 16:
-        return "valid keys: " + ", ".join(valid)
-    return f"the nearest is '{difflib.get_close_matches(wrong, valid, n=1, cutoff=0)[0]}'"
-
-
-def _show(value: object) -> str:
-    """A value as written, with its YAML type: 'three' (a string), true (a boolean), a list."""
-    if value is None or isinstance(value, (list, dict)):
-        return {list: "a list", dict: "a mapping"}.get(type(value), "null")
-    if isinstance(value, bool):
-        return f"{str(value).lower()} (a boolean)"
-    kind = {str: "a string", int: "an integer", float: "a number"}.get(type(value), "a value")
-    return f"{value!r} ({kind})"

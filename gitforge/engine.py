@@ -57,7 +57,7 @@ class Engine:
         self.ctx = ctx
         self.ui = ui
         self.store = ctx.store  # .forge/ is created by the first write (a run record), not here
-        self.meter = Meter(ctx.cfg.budgets, ctx.cfg.prices)  # spend across this invocation
+        self.meter = Meter(ctx.cfg.budgets, ctx.cfg.prices, warn=ui.warn)  # spend across this invocation
 
     # -- selection and claim ----------------------------------------------------------------
     def next(self, phase_id: str | None = None, again: bool = False) -> Outcome:
@@ -79,7 +79,8 @@ class Engine:
             return self._run(phase, builder, run_id)
 
     def _check_prices(self, builder) -> None:
-        """Every model this run may call must have a price, or budgets mean nothing: say so now."""
+        """Say now, before any call, which models this run may call have no price (they are
+        counted at the most expensive known one, and their cost is marked estimated)."""
         cfg = self.ctx.cfg
         if api_key(os.environ) is None:
             return

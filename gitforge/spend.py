@@ -3,17 +3,24 @@
 A call is refused *before* it is made when its worst case (the whole request at the full input
 price, plus `max_tokens` of output) would take the phase or the run past its budget. The
 estimate counts a token per 3 characters, which errs on the side of stopping early.
+
+A model missing from the price table (newer than it, say) does not stop anything: it is
+counted at the table's highest price for each kind of token, so budgets stay conservative,
+its calls are marked `estimated`, and gitforge says so once per process.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
-from gitforge.errors import ConfigError, WorkFailed
+from gitforge.errors import WorkFailed
 from gitforge.llm import Usage
 
 CHARS_PER_TOKEN = 3
+TOKEN_CLASSES = ("input", "output", "cache_write", "cache_read")
+_warned: set[str] = set()  # unpriced models already reported by this process
 
 
 class BudgetExceeded(WorkFailed):
@@ -26,6 +33,7 @@ class Meter:
 
     budgets: object  # config.Budgets
     prices: Mapping[str, object]  # model -> config.Price
+    warn: Callable[[str], None] | None = None  # told once per process about each unpriced model
     calls: list[dict] = field(default_factory=list)
     phase: str | None = None
     failures: int = 0
@@ -33,12 +41,27 @@ class Meter:
     def start_phase(self, phase_id: str) -> None:
         self.phase = phase_id
 
+    def priced(self, model: str) -> bool:
+        return model in self.prices
+
+    def ceiling(self):
+        """The most expensive known price for each kind of token (USD per million)."""
+        return SimpleNamespace(**{k: max((getattr(p, k) for p in self.prices.values()), default=0.0)
+                                  for k in TOKEN_CLASSES})
+
     def price(self, model: str):
-        if model not in self.prices:
-            raise ConfigError(f"no price for model '{model}', so its cost cannot be counted against the budgets",
-                              hint=f"add it to otto.yaml: prices: {{{model}: {{input: 3, output: 15, "
-                                   f"cache_write: 3.75, cache_read: 0.3}}}} (USD per million tokens)")
-        return self.prices[model]
+        """The model's price; for a model the table does not know, the ceiling (said once)."""
+        if model in self.prices:
+            return self.prices[model]
+        ceiling = self.ceiling()
+        if model not in _warned and self.warn is not None:
+            _warned.add(model)
+            shown = ", ".join(f"{k.replace('_', ' ')} ${getattr(ceiling, k):g}" for k in TOKEN_CLASSES)
+            self.warn(f"no price for model '{model}': its calls are counted at the highest known price "
+                      f"({shown} per million tokens), so budgets stay conservative, and its cost is marked "
+                      f"estimated. To count it exactly, add it to otto.yaml: prices: {{{model}: {{input: ..., "
+                      "output: ..., cache_write: ..., cache_read: ...}}")
+        return ceiling
 
     def cost(self, model: str, usage: Usage) -> float:
         p = self.price(model)
@@ -97,21 +120,31 @@ class Meter:
     def record(self, role: str, model: str, usage: Usage, usd: float | None = None, **extra) -> dict:
         """One call's usage and cost (`usd` given for a call that failed without usage: its estimate)."""
         cost = round(self.cost(model, usage), 6) if usd is None else usd
+        if not self.priced(model):
+            extra.update(estimated=True, unpriced=True)
         call = {"phase": self.phase, "role": role, "model": model, **usage.to_json(), "usd": cost, **extra}
         self.calls.append(call)
         return call
 
 
 def by_role(calls: list[dict]) -> dict:
-    """{"total_usd", "calls", "by_role": {role: {calls, models, input/output/cache tokens, usd}}}."""
+    """{"total_usd", "calls", "estimated", "unpriced", "by_role": {role: {calls, models, input/output/
+    cache tokens, usd, estimated}}}. `estimated`: some cost is not from a price list and real usage
+    (a model with no price, counted at the ceiling; a request that timed out); `unpriced`: those models."""
     roles: dict[str, dict] = {}
+    unpriced: list[str] = []
     for c in calls:
         r = roles.setdefault(c["role"], {"calls": 0, "models": [], "input_tokens": 0, "output_tokens": 0,
-                                         "cache_write_tokens": 0, "cache_read_tokens": 0, "usd": 0.0})
+                                         "cache_write_tokens": 0, "cache_read_tokens": 0, "usd": 0.0,
+                                         "estimated": False})
         r["calls"] += 1
         if c["model"] not in r["models"]:
             r["models"].append(c["model"])
         for k in ("input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens"):
             r[k] += c.get(k, 0)
         r["usd"] = round(r["usd"] + c["usd"], 6)
-    return {"total_usd": round(sum(c["usd"] for c in calls), 6), "calls": len(calls), "by_role": roles}
+        r["estimated"] = r["estimated"] or bool(c.get("estimated"))
+        if c.get("unpriced") and c["model"] not in unpriced:
+            unpriced.append(c["model"])
+    return {"total_usd": round(sum(c["usd"] for c in calls), 6), "calls": len(calls),
+            "estimated": any(c.get("estimated") for c in calls), "unpriced": unpriced, "by_role": roles}

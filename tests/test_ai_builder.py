@@ -10,6 +10,8 @@ import pytest
 from conftest import PY, git, make_diff, phase_md, run_cli
 from fake_api import FakeAnthropic, delay, error, message, text, tool_use
 
+from gitforge.config import DEFAULT_PRICES
+
 KEY = "sk-ant-test-KEY0123456789abcdef"
 BASE = {"calc.py": "def add(a, b):\n    return a + b\n"}
 CHECK = f"{PY} -c 'from calc import mul; assert mul(2, 3) == 6, mul(2, 3)'"
@@ -290,13 +292,32 @@ def test_without_a_key_fails_fast_naming_the_phase_and_the_ways_out(make_repo):
     assert not list((root / ".forge" / "runs").glob("*.json"))
 
 
-def test_a_model_without_a_price_is_a_configuration_error(make_repo, api):
+def test_a_model_without_a_price_lands_counted_at_the_highest_price(make_repo, api, tmp_path):
     root = repo(make_repo, "")
     (root / "otto.yaml").write_text(otto().replace("claude-sonnet-5-5", "claude-unknown-9"))
     git("commit", "-qam", "unknown model", cwd=root)
+    api.script(message(tool_use("read_file", {"path": "calc.py"})), submit(diff_for(tmp_path, "a * b")))
     proc = next_(root, api)
-    assert proc.returncode == 2 and "no price for model 'claude-unknown-9'" in proc.stderr
-    assert api.requests == []
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert status_of(root) == "Done" and len(api.requests) == 2
+    assert proc.stderr.count("no price for model 'claude-unknown-9'") == 1  # said once, not per call
+    note, rec = note_of(root), record_of(root)
+    for llm in (note["llm"], rec["llm"]):
+        assert llm["estimated"] is True and llm["unpriced"] == ["claude-unknown-9"]
+        assert llm["by_role"]["builder"]["estimated"] is True
+    # the cost: every token at the most expensive price the table has for its kind
+    table = DEFAULT_PRICES.values()
+    top = {k: max(p[k] for p in table) for k in ("input", "output", "cache_write", "cache_read")}
+    b = note["llm"]["by_role"]["builder"]
+    expected = (b["input_tokens"] * top["input"] + b["output_tokens"] * top["output"]
+                + b["cache_write_tokens"] * top["cache_write"] + b["cache_read_tokens"] * top["cache_read"]) / 1e6
+    assert b["output_tokens"] and b["cache_write_tokens"] and b["cache_read_tokens"], b  # three kinds priced
+    assert note["llm"]["total_usd"] == pytest.approx(expected, abs=2e-6)
+    shown = run_cli("show", "1", cwd=root).stdout
+    assert "in all (estimated)" in shown and "no price for claude-unknown-9" in shown
+    as_json = json.loads(run_cli("show", "1", "--json", cwd=root).stdout)
+    assert as_json["run"]["llm"]["estimated"] is True
+    assert json.loads(as_json["note"].splitlines()[-1])["llm"]["unpriced"] == ["claude-unknown-9"]
 
 
 def test_a_refused_key_is_a_configuration_error(make_repo, api):

@@ -7,7 +7,6 @@ import pytest
 from fake_api import FakeAnthropic, delay, error, message, tool_use
 
 from gitforge.config import Budgets, Config
-from gitforge.errors import ConfigError
 from gitforge.fixes import FixRefused, check_fix
 from gitforge.gates import GateResult
 from gitforge.llm import Client, LLMError, Usage
@@ -64,10 +63,23 @@ def test_run_budget_spans_phases():
     assert "budgets.usd_per_run" in err.value.message
 
 
-def test_unknown_model_has_no_price():
-    with pytest.raises(ConfigError) as err:
-        meter().check("builder", "gpt-9", 10, 10)
-    assert "prices" in err.value.hint
+def test_an_unknown_model_is_counted_at_the_ceiling_and_said_once_per_process():
+    warnings: list[str] = []
+    first, second = (Meter(Budgets(), PRICES, warn=warnings.append) for _ in range(2))
+    first.start_phase("1")
+    usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000, cache_write_tokens=1_000_000,
+                  cache_read_tokens=1_000_000)
+    ceiling = {k: max(getattr(p, k) for p in PRICES.values()) for k in ("input", "output", "cache_write", "cache_read")}
+    assert ceiling == {"input": 5, "output": 25, "cache_write": 6.25, "cache_read": 0.5}
+    assert first.estimate("model-from-2027", 3_000_000, 1_000_000) == pytest.approx(5 + 25)
+    call = first.record("builder", "model-from-2027", usage)
+    assert call["usd"] == pytest.approx(5 + 25 + 6.25 + 0.5) and call["estimated"] is True
+    second.price("model-from-2027")
+    assert len(warnings) == 1 and "model-from-2027" in warnings[0] and "prices:" in warnings[0]
+    first.record("builder", "claude-sonnet-5-5", usage)
+    summary = by_role(first.calls)
+    assert summary["estimated"] is True and summary["unpriced"] == ["model-from-2027"]
+    assert by_role(first.calls[1:])["estimated"] is False
 
 
 def test_pilot_caps_and_failure_budget():

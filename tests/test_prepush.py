@@ -309,6 +309,19 @@ def test_invalid_config_blocks_only_pushes_gitforge_must_check(make_repo, tmp_pa
     assert tip(bare, "side") != tip(root, "side")
 
 
+@pytest.mark.parametrize("text", ["verify: " + "[" * 5000 + "]" * 5000 + "\n", "pre_push: &a [*a]\n",
+                                  "verify: [ok]\nbacklog: \x01\n", "x: &x [" + "a, " * 20 + "]\n"
+                                  + "".join(f"x{i}: &x{i} [" + ", ".join([f"*x{i - 1}" if i else "*x"] * 20) + "]\n"
+                                            for i in range(6))])
+def test_an_otto_yaml_too_hostile_to_read_is_taken_to_name_pre_push_gates(tmp_path, text):
+    """The hook's fallback reading of an invalid otto.yaml is bounded too: it stops the push
+    (exit 2 from the hook), never crashes or hangs on it."""
+    from gitforge.commands.prepush import _may_have_pre_push
+
+    (tmp_path / "otto.yaml").write_text(text)
+    assert _may_have_pre_push(tmp_path) is True
+
+
 def test_notes_push_with_sends_the_notes_ref(make_repo, tmp_path):
     if not (ROOT / "gitforge" / "notesync.py").exists():
         pytest.skip("gitforge/notesync.py (notes sync, built by another task) does not exist yet")

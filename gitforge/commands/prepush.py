@@ -7,8 +7,7 @@ import os
 from pathlib import Path
 from typing import TextIO
 
-import yaml
-
+from gitforge import safeyaml
 from gitforge.config import CONFIG_FILE, Config, load_config
 from gitforge.context import Context
 from gitforge.errors import ConfigError, ForgeError, RepoError
@@ -78,8 +77,9 @@ def _may_have_pre_push(root: Path) -> bool:
     if not path.is_file():
         return False
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        with open(path, "rb") as file:
+            data = safeyaml.load(safeyaml.decode(file.read(safeyaml.MAX_BYTES + 1))).data
+    except (OSError, safeyaml.YAMLProblem):
         return True
     if data is None:
         return False

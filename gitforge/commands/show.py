@@ -132,9 +132,13 @@ def cost_lines(llm: dict | None) -> list[str]:
     """Tokens and cost per role: '  builder  2 calls  claude-sonnet-5-5  in 1,204 ...  $0.0123'."""
     if not llm or not llm.get("calls"):
         return []
-    lines = [f"  model calls: {llm['calls']}, ${llm['total_usd']:.4f} in all"]
+    total = f"${llm['total_usd']:.4f} in all" + (" (estimated)" if llm.get("estimated") else "")
+    lines = [f"  model calls: {llm['calls']}, {total}"]
+    if llm.get("unpriced"):
+        lines.append(f"      estimated: no price for {', '.join(llm['unpriced'])}; counted at the highest "
+                     "known price per token (add it to otto.yaml `prices:` to count it exactly)")
     for role, r in llm["by_role"].items():
         lines.append(f"      {role:<8} {r['calls']} call(s)  {', '.join(r['models'])}  in {r['input_tokens']:,}  "
                      f"out {r['output_tokens']:,}  cache read {r['cache_read_tokens']:,} / written "
-                     f"{r['cache_write_tokens']:,}  ${r['usd']:.4f}")
+                     f"{r['cache_write_tokens']:,}  ${r['usd']:.4f}" + (" (estimated)" if r.get("estimated") else ""))
     return lines
