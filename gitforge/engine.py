@@ -259,7 +259,8 @@ class Engine:
                     "attempts": len(attempts),
                     "builder": " ".join(str(v) for v in record["builder"].values()),
                     "patch": _patch_summary(last), "gates": [g.to_json() for g in gates], "reason": reason,
-                    "usd": by_role(self.meter.phase_calls())["total_usd"] if self.meter.phase_calls() else None}
+                    "usd": by_role(self.meter.phase_calls())["total_usd"] if self.meter.phase_calls() else None,
+                    "usd_estimated": bool(by_role(self.meter.phase_calls()).get("estimated"))}
         return entry
 
     def _note(self, record: dict, attempts: list[Attempt], status: str):

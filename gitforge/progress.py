@@ -29,7 +29,8 @@ def entry_block(entry: dict) -> str:
         f"(run {entry['run_id']}, {entry['when']})</summary>",
         "",
         f"- Attempts: {entry.get('attempts', 0)}; builder: {entry.get('builder', '?')}"
-        + (f"; model cost ${entry['usd']:.4f}" if entry.get("usd") is not None else ""),
+        + (f"; model cost ${entry['usd']:.4f}" + (" (estimated: a model without a price)" if entry.get("usd_estimated")
+                                                  else "") if entry.get("usd") is not None else ""),
     ]
     patch = entry.get("patch")
     if patch:

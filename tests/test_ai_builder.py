@@ -318,6 +318,7 @@ def test_a_model_without_a_price_lands_counted_at_the_highest_price(make_repo, a
     as_json = json.loads(run_cli("show", "1", "--json", cwd=root).stdout)
     assert as_json["run"]["llm"]["estimated"] is True
     assert json.loads(as_json["note"].splitlines()[-1])["llm"]["unpriced"] == ["claude-unknown-9"]
+    assert "(estimated: a model without a price)" in git("show", "main:PROGRESS.md", cwd=root)
 
 
 def test_a_refused_key_is_a_configuration_error(make_repo, api):
