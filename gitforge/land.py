@@ -96,8 +96,10 @@ def land(ctx: Context, phase: Phase, run_id: str, status: str, entry: Callable[[
                     landing.checkouts.append((path, sync_checkout(ctx, path, tip, commit, changes, locks[path])))
                 break
         else:
-            raise WorkFailed(f"{ctx.target} kept moving during the landing ({CAS_ATTEMPTS} tries)",
-                             hint="stop other writers to the branch for a moment, then run gitforge next again")
+            # not the change's fault: nothing landed, the phase is not marked Failed, no attempt is spent
+            raise LockBusy(f"{ctx.target} kept moving during the landing ({CAS_ATTEMPTS} tries, each re-verified on "
+                           f"the new tip); nothing landed and phase {phase.id} can run again",
+                           hint="pause other commits to the branch for a moment, then run gitforge next again")
         try:
             with ctx.store.locked("notes", what="the notes lock"):
                 git.append_note(commit, json.dumps({**note(work), "reverified": reverified}, sort_keys=True))

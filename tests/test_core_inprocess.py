@@ -24,6 +24,11 @@ def engine(root) -> Engine:
     return Engine(Context.open(root), UI(quiet=True))
 
 
+def entry(work) -> dict:
+    return {"phase": "1", "title": "One", "status": "Done", "run_id": "R", "when": "now", "attempts": 1,
+            "builder": "patch", "patch": None, "gates": [], "reason": "", "usd": None}
+
+
 def note_of(root, rev: str = "main") -> dict:
     return json.loads(git("notes", "--ref=forge/runs", "show", rev, cwd=root).splitlines()[-1])
 
@@ -127,3 +132,30 @@ def test_pool_reuses_keeps_and_releases_worktrees(make_repo, tmp_path):
             raise RuntimeError("boom")
     assert [m["run_id"] for m in pool.kept()] == ["R3"]
     assert wt3.keep and "boom" in wt3.keep_reason
+
+
+def test_a_target_that_never_stops_moving_lands_nothing_and_fails_nothing(make_repo):
+    """Someone commits faster than the change can be re-verified: after CAS_ATTEMPTS the landing
+    gives up without marking the phase Failed (it is not the change's fault)."""
+    from gitforge.errors import LockBusy
+
+    root = make_repo(BASE, [phase_md("1", "One")])
+    ctx = Context.open(root)
+    g = ctx.git
+    base = ctx.tip
+    tree = g.build_tree(g.tree_of(base), [Change("a.txt", b"a\n")])
+    n = iter(range(100))
+
+    def reverify(tip, merged):  # a person commits again while the gates run
+        write(root, {"user.txt": f"{next(n)}\n"})
+        git("add", "user.txt", cwd=root)
+        git("commit", "-qm", "user", cwd=root)
+        return g.commit(merged, [tip], "rebased"), []
+    write(root, {"user.txt": "first\n"})
+    git("add", "user.txt", cwd=root)
+    git("commit", "-qm", "user", cwd=root)
+    with pytest.raises(LockBusy, match="kept moving during the landing"):
+        land(ctx, ctx.backlog().get("1"), "RUN3", "Done", entry, lambda w: {"run_id": "RUN3"},
+             work=Work(base, tree, g.commit(tree, [base], "c"), [], reverify))
+    assert "Forge-Run" not in git("log", "--format=%B", "main", cwd=root)
+    assert "**Status:** Not started" in git("show", "main:BACKLOG.md", cwd=root)
