@@ -16,7 +16,6 @@ Run under the state lock before any new work, in this order:
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from gitforge.context import Context
 from gitforge.gates import end_dead_owners

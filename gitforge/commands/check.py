@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from gitforge import health
+from gitforge import health, health_full
 from gitforge.health import Finding
 from gitforge.ui import UI, gate_printer, print_json
 
@@ -46,7 +46,7 @@ def check(repo: Path, full: bool, overrides: Mapping[str, object], as_json: bool
     show_findings(ui, findings)
     if full:
         done = len(checkup.findings)
-        health.full(checkup, gate_printer(ui, " on the target's tip"))
+        health_full.full(checkup, gate_printer(ui, " on the target's tip"))
         show_findings(ui, checkup.findings[done:])
         findings += checkup.findings[done:]
     code = health.exit_code(findings)

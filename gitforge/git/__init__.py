@@ -6,6 +6,7 @@ and writes git config; `notes` fetches, merges and pushes run notes (refs/notes/
 """
 
 from gitforge.git.create import init_repo
-from gitforge.git.repo import NOTES_REF, Change, CommitTree, Git, clean_env, run_git
+from gitforge.git.repo import NOTES_REF, Change, CommitTree, Git
+from gitforge.git.run import clean_env, run_git
 
 __all__ = ["NOTES_REF", "Change", "CommitTree", "Git", "clean_env", "init_repo", "run_git"]

@@ -15,7 +15,8 @@ import shutil
 from pathlib import Path
 
 from gitforge.git.locks import IndexLock
-from gitforge.git.repo import Git, run_git
+from gitforge.git.repo import Git
+from gitforge.git.run import run_git
 
 
 def git_dir(git: Git, checkout: Path) -> Path:

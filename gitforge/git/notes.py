@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 from gitforge.errors import GitFailed, RepoError
 from gitforge.git import settings
-from gitforge.git.repo import NOTES_REF, Git, run_git
+from gitforge.git.repo import NOTES_REF, Git
+from gitforge.git.run import run_git
 
 FORGE_NOTES = "refs/notes/forge/"
 STRATEGY = "cat_sort_uniq"

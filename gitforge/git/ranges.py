@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gitforge.git import settings
-from gitforge.git.repo import run_git
+from gitforge.git.run import run_git
 
 
 def is_null(sha: str) -> bool:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gitforge.git.repo import Git, run_git
+from gitforge.git.repo import Git
+from gitforge.git.run import run_git
 
 
 def onto(git: Git, path: Path, branch: str, old_base: str, new_base: str, patch: Path) -> list[str] | None:

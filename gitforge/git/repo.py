@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
@@ -20,8 +19,9 @@ from typing import Literal
 import pygit2
 from pygit2.enums import FileMode
 
-from gitforge.errors import GitFailed, LockBusy, PatchRefused, RepoError
+from gitforge.errors import LockBusy, PatchRefused, RepoError
 from gitforge.git.locks import LOCK_WAIT
+from gitforge.git.run import run_git
 
 NOTES_REF = "refs/notes/forge/runs"
 _MODES = {"file": FileMode.BLOB, "exec": FileMode.BLOB_EXECUTABLE}
@@ -32,33 +32,6 @@ _KINDS = {
     FileMode.TREE: "dir",
     FileMode.COMMIT: "dir",
 }
-# Variables git sets for hooks; inherited, they would point our commands at the wrong repo.
-_GIT_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_PREFIX",
-            "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_COMMON_DIR", "GIT_QUARANTINE_PATH")
-
-
-_OWN_SECRETS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
-
-
-def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV}
-    env.update(extra or {})
-    return env
-
-
-def run_git(args: Sequence[str], cwd: Path, *, check: bool = True, env: dict[str, str] | None = None,
-            hooks_off: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run git (the user's hooks off unless `hooks_off` is False); GitFailed with git's words."""
-    pre = ["-c", "core.hooksPath=/dev/null"] if hooks_off else []
-    # git never needs gitforge's model credentials: they stay out of its environment
-    git_env = {k: v for k, v in clean_env(env).items() if k not in _OWN_SECRETS}
-    proc = subprocess.run(["git", *pre, *args], cwd=cwd, env=git_env, capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise GitFailed(f"git {' '.join(args)} (in {cwd}) failed: {proc.stderr.strip() or proc.stdout.strip()}",
-                        hint="if another git command was running there, try again; otherwise please report it")
-    return proc
-
-
 @dataclass(frozen=True)
 class Change:
     """One file of a new tree: `data` None deletes `path`; `old_path` is removed (rename)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gitforge.git.repo import run_git
+from gitforge.git.run import run_git
 
 
 def get(cwd: Path, key: str) -> str | None:
