@@ -77,3 +77,20 @@ def test_deleted_files_are_not_audited_and_all_files_are_reported():
     changes = [FileChange("gone.py", None, "file"), FileChange("a.json", b"[", "file"),
                FileChange("b.py", b"def\n", "exec", old_path="a.py")]
     assert [r.split(":")[0] for r in audit(changes)] == ["a.json", "b.py"]
+
+
+def test_yaml_nested_beyond_the_recursion_limit_is_a_finding_not_a_crash():
+    from gitforge.patch.audit import _yaml
+
+    deep = b"a: " + b"[" * 5000 + b"]" * 5000 + b"\n"
+    assert "nested too deeply" in _yaml("conf.yaml", deep)
+
+
+def test_json_and_python_nested_beyond_the_parsers_limits_are_findings():
+    from gitforge.patch.audit import audit
+    from gitforge.patch.apply import FileChange
+
+    deep_json = b"[" * 100000 + b"]" * 100000
+    deep_py = b"x = " + b"(" * 100000 + b"1" + b")" * 100000 + b"\n"
+    reasons = audit([FileChange("a.json", deep_json, "file"), FileChange("b.py", deep_py, "file")])
+    assert any(r.startswith("a.json") for r in reasons) and any(r.startswith("b.py") for r in reasons)

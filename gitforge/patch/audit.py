@@ -26,7 +26,10 @@ def audit(changes: Sequence[FileChange]) -> list[str]:
         ext = name.rsplit(".", 1)[-1] if "." in name else ""
         check = _CHECKS.get(ext)
         if check is not None:
-            reason = check(change.path, change.data)
+            try:
+                reason = check(change.path, change.data)
+            except (RecursionError, MemoryError):  # a parser's own limits: thousands of nested levels
+                reason = f"{change.path}: nested too deeply to check; flatten it"
             if reason:
                 reasons.append(reason)
         if b"\0" not in change.data:
@@ -75,6 +78,8 @@ def _yaml(path: str, data: bytes) -> str | None:
         return f"{where}: invalid YAML: {exc.problem or exc.context}"
     except yaml.YAMLError as exc:
         return f"{path}: invalid YAML: {exc}"
+    except RecursionError:  # PyYAML composes recursively: thousands of nested levels
+        return f"{path}: YAML nested too deeply to check (Python's recursion limit); flatten it"
     return None
 
 
