@@ -29,7 +29,7 @@ _KINDS = {
     FileMode.BLOB_EXECUTABLE: "exec",
     FileMode.LINK: "link",
     FileMode.TREE: "dir",
-    FileMode.COMMIT: "dir",
+    FileMode.COMMIT: "submodule",  # a gitlink: its files are in another repository
 }
 # Variables git sets for hooks; inherited, they would point our commands at the wrong repo.
 _GIT_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_PREFIX",
