@@ -763,3 +763,12 @@ def test_bug_fuzz_places_a_hunk_whose_dropped_context_is_outside_the_file():
     # line 0. (Found by test_drift_inside_a_hunk_between_its_changes.)
     got = _run("--- a/f\n+++ b/f\n@@ -2,3 +2,4 @@\n b\n a\n b\n+a\n", b"a\nb\nb\n")
     assert got in (b"a\nb\nb\na\n", None)  # engine: b"a\nb\na\nb\n" (fuzz1 -2)
+
+
+def test_bug_fuzz_takes_a_look_alike_when_the_hunks_first_lines_drifted_away():
+    # The file lost the hunk's second line "a": from its second line on, the hunk lines up with
+    # the file's top (a b b c a) as well as, with two context lines dropped, with the look-alike
+    # "a a b b" at line 5. Both are loose fits: ambiguous. (Found by a 2,000-example run of
+    # test_drift_inside_a_hunk_between_its_changes.)
+    got = _run("--- a/f\n+++ b/f\n@@ -1,6 +1,5 @@\n a\n a\n-b\n b\n c\n a\n", b"a\nb\nb\nc\na\na\nb\nb\na\na\na\n")
+    assert got in (b"a\nb\nc\na\na\nb\nb\na\na\na\n", None)  # engine: b"a\nb\nb\nc\na\na\nb\na\na\na\n" (fuzz2 +4)

@@ -83,18 +83,21 @@ class FileIndex:
         return {s for level, key in LEVELS[1:] for s in self.find(level, key, old, lo)}
 
     def rivals(self, old: Sequence[str], start: int, lo: int) -> tuple[int, ...]:
-        """Other starts (>= lo) where the hunk's old lines line up nearly as well as at `start`
-        (whitespace folded). A placement that is not what the diff literally
-        says must win clearly: where the hunk's true place has drifted, a look-alike block
-        elsewhere may otherwise fit it better than the place that was meant."""
+        """Other starts where the hunk's old lines (from line `lo` of the file on) line up nearly
+        as well as at `start` (whitespace folded). A placement that is not what the diff
+        literally says must win clearly: where the hunk's true place has drifted, a look-alike
+        block elsewhere may otherwise fit it better than the place that was meant. A start
+        before `lo` counts too (clamped to `lo`): the hunk's first lines may be the ones that
+        drifted away."""
         _, where = self.keyed("indent", LEVELS[3][1])
         votes: dict[int, int] = {}
         for j, line in enumerate(old):  # blank lines count too: they are part of the shape
             for i in where.get(LEVELS[3][1](line), ()):
-                votes[i - j] = votes.get(i - j, 0) + 1
+                if i >= lo:
+                    votes[i - j] = votes.get(i - j, 0) + 1
         mine = votes.get(start, 0)
         bar = max(mine - 1, 1) if mine >= 3 else mine
-        return tuple(sorted(s for s, n in votes.items() if s != start and s >= lo and n >= bar))
+        return tuple(sorted({max(s, lo) for s, n in votes.items() if s != start and n >= bar} - {start}))
 
     def find(self, level: str, key: Callable[[str], str], old: Sequence[str], lo: int) -> list[int]:
         """Every start >= lo where `old` (keyed) occurs."""
