@@ -62,17 +62,21 @@ def last_record(root: Path) -> dict:
 
 
 def run_case(pid: int, case: tc.Hostile, root: Path, outside: Path, base_tree: str, env: dict) -> dict:
+    """One `gitforge next`; what it landed is what changed on main (bookkeeping aside) in this run."""
+    before = git(root, "rev-parse", "main^{tree}", env=env).strip()
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "gitforge", "next", str(pid)], cwd=root, env=env,
                           capture_output=True, text=True, timeout=300)
     tree = git(root, "rev-parse", "main^{tree}", env=env).strip()
-    changed = [p for p in git(root, "diff", "--name-only", "-z", base_tree, tree, env=env).split("\0")
+    changed = [p for p in git(root, "diff", "--name-only", "-z", before, tree, env=env).split("\0")
+               if p and p not in BOOKKEEPING]
+    drifted = [p for p in git(root, "diff", "--name-only", "-z", base_tree, tree, env=env).split("\0")
                if p and p not in BOOKKEEPING]
     board = git(root, "show", "main:BACKLOG.md", env=env)
     status = board.split(f"## Phase {pid}: ", 1)[1].split("**Status:** ", 1)[1].split("\n", 1)[0]
     attempt = (last_record(root).get("attempts") or [{}])[-1]
     return {"phase": pid, "name": case.name, "kind": case.kind, "exit": proc.returncode, "status": status,
-            "landed": changed, "escaped": escaped(root, outside), "stage": attempt.get("stage"),
+            "landed": changed, "differs": drifted, "escaped": escaped(root, outside), "stage": attempt.get("stage"),
             "reason": (attempt.get("details") or [attempt.get("reason", "")])[0],
             "seconds": round(time.perf_counter() - start, 2),
             "output": (proc.stdout + proc.stderr)[-2000:] if proc.returncode not in (0, 1) else ""}
@@ -89,7 +93,8 @@ def report(results: list[dict], final: int) -> tuple[list[str], bool]:
              f"  refused (phase Failed): {len(results) - len(not_failed)}; refused at "
              + ", ".join(f"{stage}: {n}" for stage, n in sorted(stages.items(), key=str)),
              "  exit codes: " + ", ".join(f"{code}: {n}" for code, n in sorted(exits.items())),
-             f"  written outside the repository: {len(escaped_any)}; the last `gitforge next`: exit {final}",
+             f"  written outside the repository: {len(escaped_any)}; the last `gitforge next`: exit {final}; "
+             f"main differs from the base tree in {len(results[-1]['differs']) if results else 0} path(s)",
              "", "| kind | patches | refused | landed | exit 3 |", "| --- | ---: | ---: | ---: | ---: |"]
     kinds = collections.defaultdict(list)
     for r in results:
@@ -100,8 +105,9 @@ def report(results: list[dict], final: int) -> tuple[list[str], bool]:
     bad = landed + escaped_any + crashed + not_failed
     for r in {id(r): r for r in bad}.values():
         lines += ["", f"- phase {r['phase']} ({r['name']}): exit {r['exit']}, status {r['status']}, "
-                      f"landed {r['landed'][:3]}, outside {r['escaped'][:3]}", f"  {r['output'][-600:]}"]
-    return lines, not bad and final == 0
+                      f"landed {r['landed'][:3]}, outside {r['escaped'][:3]}"]
+        lines += [f"  {r['output'][-600:]}"] if r["output"] else []
+    return lines, not bad and final == 0 and not (results and results[-1]["differs"])
 
 
 def main() -> int:
