@@ -15,6 +15,7 @@ from gitforge.git import Git
 from gitforge.patch import apply_patches, check_policy, parse_patch
 from gitforge.patch.gitpath import component_problem, dotfile_alias, path_problem
 from gitforge.pipeline import patch_changes
+from gitforge.worktree import FsTree
 
 U200C = "\u200c"
 HOOK = f".g{U200C}it/hooks/pre-commit"
@@ -146,6 +147,11 @@ def test_a_non_utf8_name_is_a_patch_problem_not_a_crash(repo):
     assert refusals(repo, diff) == ["'caf\\udce9.txt': the path is not valid UTF-8 (0xe9); name files in UTF-8"]
 
 
+def test_a_raw_non_utf8_name_is_refused_too(repo):
+    diff = b"--- /dev/null\n+++ b/caf\xe9.txt\n@@ -0,0 +1 @@\n+x\n"  # unquoted: decoded with surrogateescape
+    assert refusals(repo, diff) == ["'caf\\udce9.txt': the path is not valid UTF-8 (0xe9); name files in UTF-8"]
+
+
 def test_an_over_long_name_is_a_patch_problem(repo):
     (reason,) = refusals(repo, create("src/" + "n" * 256 + ".py"))
     assert "is 259 bytes long, over the 255 bytes a file system allows" in reason
@@ -170,6 +176,18 @@ def test_writes_below_or_onto_a_submodule_are_refused(repo):
         "gitforge does not change submodules"]
     assert refusals(repo, "--- a/vendor/lib\n+++ b/vendor/lib\n@@ -1 +1 @@\n-a\n+b\n") == [
         "vendor/lib: is a submodule (a gitlink); gitforge does not change submodules"]
+
+
+def test_a_checked_out_submodule_on_disk_is_a_submodule_too(repo):
+    (repo / "vendor/lib").mkdir(parents=True)
+    (repo / "vendor/lib/.git").write_text("gitdir: ../../.git/modules/lib\n")  # as `git submodule update` leaves it
+    tree = FsTree(repo)
+    assert (tree.kind("vendor/lib"), tree.kind("vendor"), tree.kind("")) == ("submodule", "dir", "dir")
+    policy = PolicyConfig()
+    assert check_policy(parse_patch(create("vendor/lib/evil.py")), tree, max_files=25, max_lines=1500,
+                        max_file_bytes=policy.max_file_bytes, protected=[], forbid_binary=True) == [
+        "vendor/lib/evil.py: inside submodule 'vendor/lib' (a gitlink: its files live in another repository); "
+        "gitforge does not change submodules"]
 
 
 def test_apply_alone_does_not_write_over_or_below_a_submodule(repo):
