@@ -772,3 +772,11 @@ def test_bug_fuzz_takes_a_look_alike_when_the_hunks_first_lines_drifted_away():
     # test_drift_inside_a_hunk_between_its_changes.)
     got = _run("--- a/f\n+++ b/f\n@@ -1,6 +1,5 @@\n a\n a\n-b\n b\n c\n a\n", b"a\nb\nb\nc\na\na\nb\nb\na\na\na\n")
     assert got in (b"a\nb\nc\na\na\nb\nb\na\na\na\n", None)  # engine: b"a\nb\nb\nc\na\na\nb\na\na\na\n" (fuzz2 +4)
+
+
+def test_bug_a_no_newline_line_matched_in_the_middle_of_the_file():
+    # "\ No newline at end of file" says the hunk's last old line is the file's last; the file
+    # has since grown an "a" inside the hunk, and the eol level matched the marked line to a
+    # line in the middle. (Found by a 2,000-example run of test_drift_inside_a_hunk_between_its_changes.)
+    got = _run("--- a/f\n+++ b/f\n@@ -1,4 +1,3 @@\n-a\n b\n a\n-a\n\\ No newline at end of file\n+a\n", b"a\nb\na\na\na")
+    assert got in (b"b\na\na\na\n", None)  # engine: b"b\na\na\na" (eol, at the header's line)

@@ -287,6 +287,9 @@ def _build(file: Lines, lines: HunkLines, at: int, level: str) -> Placement | st
     if level != "exact" and _eof_ambiguous(file, lines, at):
         return ("the file has no newline at its end and the hunk does not say whether the result "
                 "should (mark it with '\\ No newline at end of file')")
+    old = [t for k, t in lines if k != "+"]
+    if old and not old[-1].endswith("\n") and at + len(old) != len(file):
+        return "'\\ No newline at end of file' marks the file's last line, and these lines are not at its end"
     eol = _file_eol(file, at) if level != "exact" else None
     if eol is None and level != "exact" and any(k == "+" and t.endswith("\n") for k, t in lines):
         return "the file mixes CRLF and LF line endings here: send added lines with the endings you mean"
