@@ -222,3 +222,14 @@ def test_next_fails_the_phase_that_plants_an_hfs_git_hook_and_the_next_run_is_no
     assert git("diff", "--name-only", before, "main", cwd=root).split() == ["BACKLOG.md", "PROGRESS.md"]
     again = run_cli("next", cwd=root)
     assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_a_name_only_windows_refuses_may_still_be_edited_where_the_repository_has_it(make_repo):
+    root = make_repo({"aux.py": "a = 1\n", "con/x.py": "b = 1\n"})
+    edit = "--- a/aux.py\n+++ b/aux.py\n@@ -1 +1 @@\n-a = 1\n+a = 2\n"
+    assert refusals(root, edit) == [] and refusals(root, create("con/y.py")) == []
+    (reason,) = refusals(root, create("nul.py"))
+    assert reason.startswith("nul.py: 'nul.py' is a reserved device name on Windows (NUL)")
+    (reason,) = refusals(root, "diff --git a/aux.py b/com1.py\nsimilarity index 100%\nrename from aux.py\nrename to com1.py\n")
+    assert "(COM1)" in reason
+    assert refusals(root, create(f"con/.g{U200C}it/x"))  # what git refuses everywhere, it refuses in old names too

@@ -25,8 +25,10 @@ _HFS, _NTFS, _WINDOWS = ("git refuses it (core.protectHFS)", "git refuses it (co
                          "git refuses it on Windows (core.protectNTFS)")
 
 
-def path_problem(path: str, *, symlink: bool = False) -> str | None:
-    """Why git (or a file system) would refuse `path`, a `/`-separated repository path."""
+def path_problem(path: str, *, symlink: bool = False, existing: int = 0) -> str | None:
+    """Why git (or a file system) would refuse `path`, a `/`-separated repository path. Its
+    first `existing` components are already in the tree: what only Windows cannot hold is
+    refused in new names alone (a patch may still edit the `aux.py` a repository has)."""
     bad = sorted({ord(c) - 0xDC00 for c in path if 0xDC80 <= ord(c) <= 0xDCFF})
     if bad or any(0xD800 <= ord(c) <= 0xDFFF for c in path):
         shown = ", ".join(f"0x{b:02x}" for b in bad) or "a lone surrogate"
@@ -34,11 +36,13 @@ def path_problem(path: str, *, symlink: bool = False) -> str | None:
     size = len(path.encode("utf-8"))
     if size > PATH_MAX:
         return f"the path is {size} bytes long, over the {PATH_MAX} bytes a file system allows"
-    return next((why for name in path.split("/") if (why := component_problem(name, symlink=symlink))), None)
+    return next((why for i, name in enumerate(path.split("/"))
+                 if (why := component_problem(name, symlink=symlink, new=i >= existing))), None)
 
 
-def component_problem(name: str, *, symlink: bool = False) -> str | None:
-    """Why one path component is refused (`symlink`: the entry itself is a symlink)."""
+def component_problem(name: str, *, symlink: bool = False, new: bool = True) -> str | None:
+    """Why one path component is refused (`symlink`: the entry itself is a symlink; `new`: the
+    name is not in the tree yet)."""
     size = len(name.encode("utf-8"))
     if size > NAME_MAX:
         return f"the name '{name[:24]}...' is {size} bytes long, over the {NAME_MAX} bytes a file system allows"
@@ -53,7 +57,7 @@ def component_problem(name: str, *, symlink: bool = False) -> str | None:
             return f"'.{dotfile}' cannot be a symlink{alias}: git refuses a symlinked .{dotfile}"
         if alias:
             return f"'.{dotfile}' in disguise{alias}: git would read it as '.{dotfile}' there; use the plain name"
-    return windows_problem(name)
+    return windows_problem(name) if new else None
 
 
 def dotgit_alias(name: str) -> str | None:

@@ -47,10 +47,13 @@ def _path_reasons(path: str, tree: TreeView, protected: Sequence[str],
                   scope: Collection[str] | None, symlink: bool = False) -> list[str]:
     """Why `path` may not be written: its shape, git's own rules (gitpath), gitforge's state,
     the protected patterns, a symlink or submodule on the way, the plan's scope."""
-    shape = _shape_reason(path) or path_problem(path, symlink=symlink)
+    shape = _shape_reason(path)
+    parts = path.split("/")
+    if not shape:
+        existing = next((i for i in range(len(parts)) if tree.kind("/".join(parts[:i + 1])) is None), len(parts))
+        shape = path_problem(path, symlink=symlink, existing=existing)
     if shape:
         return [f"{path!r}: {shape}" if not path or not path.isprintable() else f"{path}: {shape}"]
-    parts = path.split("/")
     reasons = []
     if parts[0].casefold() == ".forge":
         reasons.append(f"{path}: gitforge's own state ('.forge/') is never patched")
