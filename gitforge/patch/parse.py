@@ -80,7 +80,9 @@ def parse_patch(text: str | bytes) -> tuple[FilePatch, ...]:
         text = text.decode("utf-8", "surrogateescape")
     if not text.strip():
         raise PatchRefused("empty patch", reasons=["the patch is empty: expected a unified diff"])
-    raw = _restore_git_headers(io.StringIO(text).readlines())  # split on "\n" only, as unidiff does
+    raw = io.StringIO(text).readlines()  # the same line split unidiff uses: on "\n" only
+    if "file mode " in text:
+        raw = _restore_git_headers(raw)
     text, repairs = _normalize(raw)
     try:
         patch_set = unidiff.PatchSet(text)
@@ -106,23 +108,24 @@ def _restore_git_headers(raw: list[str]) -> list[str]:
     """A `new file mode` or `deleted file mode` line whose `diff --git` line was lost (unidiff
     refuses the block): the `---`/`+++` lines right after it still say which file is created
     or deleted, so the `diff --git` line is put back, named after them."""
-    out: list[str] = []
-    for i, line in enumerate(raw):
-        if line.startswith(("new file mode ", "deleted file mode ")) and not _after_git_header(out):
-            j = i
-            while j < len(raw) and raw[j].startswith(_EXTENDED):
-                j += 1
-            if j + 1 < len(raw) and raw[j].startswith("--- ") and raw[j + 1].startswith("+++ "):
-                header = _git_header(raw[j], raw[j + 1])
-                if header is not None:
-                    out.append(header + line[len(line.rstrip("\r\n")):])
-        out.append(line)
+    found = [i for i, line in enumerate(raw) if line.startswith(("new file mode ", "deleted file mode "))]
+    out = list(raw) if found else raw
+    for i in reversed(found):  # from the end, so that an insertion moves no line still to visit
+        if _after_git_header(raw, i):
+            continue
+        j = i
+        while j < len(raw) and raw[j].startswith(_EXTENDED):
+            j += 1
+        if j + 1 < len(raw) and raw[j].startswith("--- ") and raw[j + 1].startswith("+++ "):
+            header = _git_header(raw[j], raw[j + 1])
+            if header is not None:
+                out.insert(i, header + raw[i][len(raw[i].rstrip("\r\n")):])
     return out
 
 
-def _after_git_header(lines: list[str]) -> bool:
-    """Whether the last lines are a `diff --git` line and its extended header lines."""
-    for line in reversed(lines):
+def _after_git_header(raw: list[str], i: int) -> bool:
+    """Whether the lines before `i` end in a `diff --git` line and its extended header lines."""
+    for line in reversed(raw[max(0, i - len(_EXTENDED)):i]):
         if line.startswith("diff --git "):
             return True
         if not line.startswith(_EXTENDED):

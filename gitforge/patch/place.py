@@ -287,8 +287,8 @@ def _build(file: Lines, lines: HunkLines, at: int, level: str) -> Placement | st
     if level != "exact" and _eof_ambiguous(file, lines, at):
         return ("the file has no newline at its end and the hunk does not say whether the result "
                 "should (mark it with '\\ No newline at end of file')")
-    old = [t for k, t in lines if k != "+"]
-    if old and not old[-1].endswith("\n") and at + len(old) != len(file):
+    last = next((t for k, t in reversed(lines) if k != "+"), "\n")
+    if not last.endswith("\n") and at + sum(k != "+" for k, _ in lines) != len(file):
         return "'\\ No newline at end of file' marks the file's last line, and these lines are not at its end"
     eol = _file_eol(file, at) if level != "exact" else None
     if eol is None and level != "exact" and any(k == "+" and t.endswith("\n") for k, t in lines):
