@@ -210,6 +210,47 @@ def new_as_edit(diff, pre, rng):
     return join(["--- a/" + plus[6:], plus], hunks), pre
 
 
+def creation(diff: str, pre: bytes | None) -> tuple[list[str], list[list[str]]] | None:
+    """The header lines and hunks of a diff that creates a file (`--- /dev/null`); None otherwise."""
+    head, hunks = parse(diff)
+    return (head, hunks) if pre is None and "--- /dev/null\n" in head and hunks else None
+
+
+@damage("new file: `@@ @@` header")
+def new_no_numbers(diff, pre, rng):
+    made = creation(diff, pre)
+    if made is None:
+        return None
+    head, hunks = made
+    for hunk in hunks:
+        hunk[0] = "@@ @@\n"
+    return join(head, hunks), pre
+
+
+@damage("new file: hunk header numbers shifted")
+def new_numbers_shifted(diff, pre, rng):
+    """`@@ -0,0 +1,N @@` written as `-1,0 +1,N`, as `-1 +1,N` (an edit's header), or as `-0,0 +K,N`."""
+    made = creation(diff, pre)
+    if made is None:
+        return None
+    head, hunks = made
+    for hunk in hunks:
+        _, _, _, new_len, rest = numbers(hunk[0])
+        hunk[0] = rng.choice((header(1, 0, 1, new_len, rest), f"@@ -1 +1,{new_len} @@{rest}",
+                              header(0, 0, rng.randint(2, 10), new_len, rest)))
+    return join(head, hunks), pre
+
+
+@damage("new file: `diff --git` line missing")
+def new_git_line_lost(diff, pre, rng):
+    """`new file mode`, `index`, `--- /dev/null` and `+++ b/x` kept, the `diff --git` line dropped."""
+    made = creation(diff, pre)
+    if made is None:
+        return None
+    head, hunks = made
+    return join([line for line in head if not line.startswith("diff --git ")], hunks), pre
+
+
 def line_map(diff: str, old_count: int) -> dict[int, tuple[int, bool]]:
     """For each preimage line: the postimage index at its place, and whether the diff keeps it."""
     where: dict[int, tuple[int, bool]] = {}

@@ -89,8 +89,8 @@ class FsTree:
         p = self.root / path
         if p.is_symlink():
             return "link"
-        if p.is_dir():
-            return "dir"
+        if p.is_dir():  # a checked-out submodule (or another repository) has its own .git
+            return "submodule" if path and os.path.lexists(p / ".git") else "dir"
         if p.is_file():
             return "exec" if os.access(p, os.X_OK) else "file"
         return None

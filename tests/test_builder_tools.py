@@ -71,6 +71,14 @@ def test_read_file_numbers_lines_like_cat_n():
         "src/app.py (4 lines)\n     1\timport os\n     2\t\n     3\tdef main():\n     4\t    return os.environ['HOME']")
 
 
+def test_a_submodule_is_named_as_one_by_read_file_and_list_dir():
+    t = make({**FILES, "vendor/lib": b""}, {**MODES, "vendor/lib": "submodule"})
+    for tool in ("read_file", "list_dir"):
+        assert err(t.run(tool, {"path": "vendor/lib"})) == (
+            "'vendor/lib' is a submodule (a gitlink): its files are in another repository, "
+            "and a patch may not change them")
+
+
 def test_read_file_ranges_are_one_based_and_inclusive():
     t = make()
     assert ok(t.run("read_file", {"path": "src/app.py", "start_line": 3, "end_line": 3})) == \

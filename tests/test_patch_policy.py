@@ -50,10 +50,18 @@ def test_paths_that_cannot_name_a_repository_file(path, reason):
     assert check([create(path)]) == [reason]
 
 
-@pytest.mark.parametrize("path", [".git/config", ".GIT/config", "sub/.git/hooks/x", ".Git/hooks/pre-commit",
-                                  ".git./config", "GIT~1/config"])
+@pytest.mark.parametrize("path", [".git/config", ".GIT/config", "sub/.git/hooks/x", ".Git/hooks/pre-commit"])
 def test_git_directories_are_refused_whatever_the_protected_list(path):
     assert check([create(path)], protected=[]) == [f"{path}: inside a git directory ('.git')"]
+
+
+@pytest.mark.parametrize("path, how", [
+    (".git./config", "'.git.' is '.git' on NTFS (which drops trailing dots and spaces)"),
+    ("GIT~1/config", "'GIT~1' is '.git' on NTFS (its 8.3 short name)"),
+])
+def test_git_directories_in_ntfs_disguise_say_how(path, how):
+    assert check([create(path)], protected=[]) == [
+        f"{path}: inside a git directory ('.git'): {how}; git refuses it (core.protectNTFS)"]
 
 
 def test_gitignore_and_gitkeep_are_not_git_directories():

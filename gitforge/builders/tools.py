@@ -56,6 +56,7 @@ READ_TOOLS: list[dict] = [
          "required": ["pattern"], "additionalProperties": False}},
 ]
 _SCHEMAS = {t["name"]: t["input_schema"] for t in READ_TOOLS}
+_SUBMODULE = "'{}' is a submodule (a gitlink): its files are in another repository, and a patch may not change them"
 _TYPES = {"string": str, "integer": int, "boolean": bool}
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
@@ -93,6 +94,8 @@ class RepoTools:
         kind = self.view.kind(p)
         if kind == "dir":
             raise _Refused(f"'{p}' is a folder, not a file; call list_dir with path='{p}'")
+        if kind == "submodule":
+            raise _Refused(_SUBMODULE.format(p))
         data = self.view.read(p) if kind is not None else None
         if data is None:
             raise _Refused(self._missing(p, self.paths))
@@ -112,6 +115,8 @@ class RepoTools:
             raise _Refused(self._missing(p, sorted(known)))
         if kind == "link":
             return self._link(p, self.view.read(p) or b""), False
+        if kind == "submodule":
+            raise _Refused(_SUBMODULE.format(p))
         if kind != "dir":
             raise _Refused(f"'{p}' is a file, not a folder; call read_file with path='{p}'")
         prefix = p + "/" if p else ""

@@ -30,7 +30,7 @@ _KINDS = {
     FileMode.BLOB_EXECUTABLE: "exec",
     FileMode.LINK: "link",
     FileMode.TREE: "dir",
-    FileMode.COMMIT: "dir",
+    FileMode.COMMIT: "submodule",  # a gitlink: its files are in another repository
 }
 @dataclass(frozen=True)
 class Change:

@@ -99,7 +99,7 @@ def _check_kinds(fp: FilePatch, tree: TreeView, overlay: dict[str, _Entry | None
     problems = []
     if fp.old_path is not None and state(fp.old_path) is None:
         kind = None if fp.old_path in overlay else tree.kind(fp.old_path)
-        what = {"dir": "it is a directory", "link": "it is a symlink"}.get(kind or "", "")
+        what = {"dir": "it is a directory", "link": "it is a symlink", "submodule": "it is a submodule"}.get(kind or "", "")
         if not what and _creates(fp):
             return []  # an "edit" of a missing file that only adds lines: the author meant a create
         problems.append(f"{fp.old_path}: file does not exist{f' ({what})' if what else ''}")
@@ -107,20 +107,46 @@ def _check_kinds(fp: FilePatch, tree: TreeView, overlay: dict[str, _Entry | None
         new = fp.path
         if state(new) is not None:
             problems.append(f"{new}: file already exists")
-        elif new not in overlay and tree.kind(new) in ("dir", "link"):
-            what = "directory" if tree.kind(new) == "dir" else "symlink"
+        elif new not in overlay and tree.kind(new) in ("dir", "link", "submodule"):
+            what = {"dir": "directory", "link": "symlink", "submodule": "submodule"}[tree.kind(new) or ""]
             problems.append(f"{new}: a {what} exists at this path")
         parts = new.split("/")
         for i in range(1, len(parts)):
             prefix = "/".join(parts[:i])
-            if state(prefix) is not None or (prefix not in overlay and tree.kind(prefix) == "link"):
-                problems.append(f"{new}: '{prefix}' is not a directory")
+            if state(prefix) is not None or (prefix not in overlay and tree.kind(prefix) in ("link", "submodule")):
+                problems.append(f"{new}: '{prefix}' is not a directory"
+                                + (" (it is a submodule)" if tree.kind(prefix) == "submodule" else ""))
                 break
     return problems
 
 
 def _creates(fp: FilePatch) -> bool:
-    return fp.op == "modify" and bool(fp.hunks) and all(k == "+" for h in fp.hunks for k, _ in h.lines)
+    """Only added lines, for a new file (or an "edit" of a missing one): the new file's content
+    is exactly those lines, whatever the hunk headers say (`@@ @@`, shifted or miscounted)."""
+    return fp.op in ("create", "modify") and bool(fp.hunks) and \
+        all(k == "+" for h in fp.hunks for k, _ in h.lines)
+
+
+def _new_file(fp: FilePatch) -> tuple[bytes, tuple[Placement, ...]] | list[str]:
+    """A new file from its added lines, hunk after hunk; each hunk "exact" where its header is
+    the one git writes, "create" where it was repaired. Refused where the hunks contradict
+    their order, or a hunk without a final newline would be joined to the next."""
+    placements, starts, line = [], [], 1
+    for number, h in enumerate(fp.hunks, 1):
+        clean = fp.op == "create" and not (h.unnumbered or h.recounted) and h.old_start == h.old_len == 0
+        placements.append(Placement(0, 0, (), "exact", 0) if clean and h.new_start == line
+                          else Placement(0, 0, (), "create", None))
+        if not h.unnumbered:
+            starts.append((h.new_start, number))
+        line += len(h.lines)
+        if number < len(fp.hunks) and h.lines and not h.lines[-1][1].endswith("\n"):
+            return [f"{fp.path}: hunk {number} '{h.header}' ends without a newline but another hunk "
+                    "follows it: '\\ No newline at end of file' belongs only to the file's last line"]
+    for (a_start, a), (b_start, b) in zip(starts, starts[1:]):
+        if b_start < a_start:
+            return [f"{fp.path}: the hunks of this new file are out of order (hunk {b} starts at line "
+                    f"{b_start}, before hunk {a} at line {a_start}); send the new file as one hunk"]
+    return "".join(t for h in fp.hunks for _, t in h.lines).encode(_ENC, _ERR), tuple(placements)
 
 
 def _apply_one(fp: FilePatch, old: _Entry | None) -> _Entry | None | list[str]:
@@ -134,8 +160,10 @@ def _apply_one(fp: FilePatch, old: _Entry | None) -> _Entry | None | list[str]:
             return [f"{fp.path}: the binary patch does not fit this file: {e}"]
     elif fp.hunks:
         if old is None and _creates(fp):
-            data = "".join(t for h in fp.hunks for _, t in h.lines).encode(_ENC, _ERR)
-            placements = tuple(Placement(0, 0, (), "create", None) for _ in fp.hunks)
+            made = _new_file(fp)
+            if isinstance(made, list):
+                return made
+            data, placements = made
         else:
             lines = _split(data.decode(_ENC, _ERR))
             new_lines, placements, problems = _apply_hunks(fp, lines)

@@ -32,8 +32,9 @@ class Hunk:
     header: str  # as the diff wrote it
     unnumbered: bool = False  # `@@ @@`: the place is found by context alone
     recounted: bool = False  # the header's line counts were wrong and were recounted
-    slips: tuple[int, ...] = ()  # indexes in `lines` of body lines that may have lost a "+"
+    slips: tuple[int, ...] = ()  # indexes in `lines` of body lines that may have lost a "+" (marker-less first)
     slip_text: tuple[str, ...] = ()  # each such line's text when read as an added line
+    marked: frozenset[int] = frozenset()  # slips written with a marker (suspected from the counts alone)
     declared: tuple[int, int] | None = field(default=None, compare=False)  # counts the header gave
 
     @property
@@ -80,6 +81,8 @@ def parse_patch(text: str | bytes) -> tuple[FilePatch, ...]:
     if not text.strip():
         raise PatchRefused("empty patch", reasons=["the patch is empty: expected a unified diff"])
     raw = io.StringIO(text).readlines()  # the same line split unidiff uses: on "\n" only
+    if "file mode " in text:
+        raw = _restore_git_headers(raw)
     text, repairs = _normalize(raw)
     try:
         patch_set = unidiff.PatchSet(text)
@@ -97,6 +100,51 @@ def parse_patch(text: str | bytes) -> tuple[FilePatch, ...]:
     return patches
 
 
+_EXTENDED = ("old mode ", "new mode ", "new file mode ", "deleted file mode ", "index ", "similarity index ",
+             "dissimilarity index ", "rename from ", "rename to ", "copy from ", "copy to ")
+
+
+def _restore_git_headers(raw: list[str]) -> list[str]:
+    """A `new file mode` or `deleted file mode` line whose `diff --git` line was lost (unidiff
+    refuses the block): the `---`/`+++` lines right after it still say which file is created
+    or deleted, so the `diff --git` line is put back, named after them."""
+    found = [i for i, line in enumerate(raw) if line.startswith(("new file mode ", "deleted file mode "))]
+    out = list(raw) if found else raw
+    for i in reversed(found):  # from the end, so that an insertion moves no line still to visit
+        if _after_git_header(raw, i):
+            continue
+        j = i
+        while j < len(raw) and raw[j].startswith(_EXTENDED):
+            j += 1
+        if j + 1 < len(raw) and raw[j].startswith("--- ") and raw[j + 1].startswith("+++ "):
+            header = _git_header(raw[j], raw[j + 1])
+            if header is not None:
+                out.insert(i, header + raw[i][len(raw[i].rstrip("\r\n")):])
+    return out
+
+
+def _after_git_header(raw: list[str], i: int) -> bool:
+    """Whether the lines before `i` end in a `diff --git` line and its extended header lines."""
+    for line in reversed(raw[max(0, i - len(_EXTENDED)):i]):
+        if line.startswith("diff --git "):
+            return True
+        if not line.startswith(_EXTENDED):
+            return False
+    return False
+
+
+def _git_header(minus: str, plus: str) -> str | None:
+    """`diff --git a/P b/P` for a `--- /dev/null` + `+++ b/P` pair (or the reverse)."""
+    old, new = (line[4:].rstrip("\r\n").split("\t")[0] for line in (minus, plus))
+    if old == DEV_NULL and new != DEV_NULL:
+        old = re.sub(r'^("?)b/', r"\1a/", new)
+    elif new == DEV_NULL and old != DEV_NULL:
+        new = re.sub(r'^("?)a/', r"\1b/", old)
+    else:
+        return None  # both or neither /dev/null: not a creation or deletion
+    return f"diff --git {old} {new}" if old and new else None
+
+
 @dataclass(frozen=True)
 class _Repair:
     """What normalising one hunk found: kept on the Hunk for placement and provenance."""
@@ -104,8 +152,8 @@ class _Repair:
     header: str
     unnumbered: bool
     recounted: bool
-    slips: tuple[int, ...]
-    spaced: frozenset[int]  # slips that start with a space: read as added, the space is content
+    slips: tuple[int, ...]  # marker-less lines first, then lines suspected from the header's counts
+    prefix: tuple[tuple[int, str], ...]  # slips whose marker is content when read as added (" ", "-")
     declared: tuple[int, int] | None
     starts: tuple[int, int]  # (old, new) start lines
     body: tuple[str, ...]  # the normalised body lines, markers included
@@ -147,6 +195,7 @@ def _normalize(raw: list[str]) -> tuple[str, list[_Repair]]:
         lines: list[str] = []
         slips: dict[int, str] = {}  # lines that may be added lines that lost their "+"
         context: dict[int, str] = {}
+        removed: dict[int, str] = {}
         old = new = index = 0  # index: position among the hunk's lines ("\\" markers aside)
         for line in body:
             if line[:1] == "\\":
@@ -157,22 +206,29 @@ def _normalize(raw: list[str]) -> tuple[str, list[_Repair]]:
                 slips[index] = line
             elif fixed[0] == " " and line not in ("\n", "\r\n"):
                 context[index] = line
+            elif fixed[0] == "-":
+                removed[index] = line
             old += fixed[0] in " -"
             new += fixed[0] in " +"
             lines.append(fixed)
             index += 1
+        prefix: dict[int, str] = {}
         if want is not None and new == want[1] and old > want[0]:
             # The header counts fewer old lines but as many new ones: some "context" lines are
             # added lines whose "+" was lost, leaving an indented line. Any may be one.
-            slips.update(context)
+            prefix = {i: " " for i in context}
+        elif want is not None and old - want[0] == want[1] - new > 0:
+            # As many more old lines as fewer new ones: some "-" lines are added lines that began
+            # with "-" (a list item, an underline) and lost their "+".
+            prefix = {i: "-" for i in removed}
+        order = sorted(slips) + sorted(set(prefix) - set(slips))
         start_old = int(m[1]) if m else (1 if old else 0)
         start_new = int(m[3]) if m else (1 if new else 0)
         # unidiff reads the file structure only: each hunk goes to it as one placeholder line,
         # and is built here from the normalised body (which is also much faster)
         out.append(f"@@ -{start_old},1 +{start_new},1 @@\n \n")
-        repairs.append(_Repair(header, m is None, m is not None and want != (old, new),
-                               tuple(sorted(slips)), frozenset(context) & frozenset(slips), want,
-                               (start_old, start_new), tuple(lines)))
+        repairs.append(_Repair(header, m is None, m is not None and want != (old, new), tuple(order),
+                               tuple(sorted(prefix.items())), want, (start_old, start_new), tuple(lines)))
         i = j
     return "".join(out), repairs
 
@@ -270,11 +326,12 @@ def _hunk(repair: _Repair) -> Hunk:
             lines[-1] = (kind, text[:-len(ending)] if text.endswith(ending) else text)
         else:
             lines.append((line[0], line[1:]))  # type: ignore[arg-type]
-    plus = tuple((" " if i in repair.spaced else "") + lines[i][1] for i in repair.slips)
+    prefix = dict(repair.prefix)
+    plus = tuple(prefix.get(i, "") + lines[i][1] for i in repair.slips)
     old_len = sum(1 for kind, _ in lines if kind != "+")
     new_len = sum(1 for kind, _ in lines if kind != "-")
     return Hunk(repair.starts[0], old_len, repair.starts[1], new_len, tuple(lines), repair.header,
-                repair.unnumbered, repair.recounted, repair.slips, plus, repair.declared)
+                repair.unnumbered, repair.recounted, repair.slips, plus, frozenset(prefix), repair.declared)
 
 
 def _check_file(fp: FilePatch) -> list[str]:
@@ -282,16 +339,27 @@ def _check_file(fp: FilePatch) -> list[str]:
     if fp.op == "modify" and not fp.hunks and not fp.binary and fp.old_mode == fp.new_mode:
         problems.append(f"{fp.path}: the patch names the file but changes nothing")
     for h in fp.hunks:  # the order of hunks is checked where they are placed
-        for side in (h.old_lines, h.new_lines):
-            if any(not text.endswith("\n") for text in side[:-1]):
-                problems.append(f"{fp.path}: hunk '{h.header}' has '\\ No newline at end of file' "
-                                "before its last line")
-                break
+        # (unless the marker falls on a last line once the lines that may have lost their "+"
+        # are read as added: then placement decides which reading fits)
+        if _joins_lines(h.lines) and (not h.slips or _joins_lines(_all_added(h))):
+            problems.append(f"{fp.path}: hunk '{h.header}' has '\\ No newline at end of file' "
+                            "before its last line")
     if fp.op == "create" and any(h.old_len for h in fp.hunks):
         problems.append(f"{fp.path}: a new file's hunks cannot remove lines")
     if fp.op == "delete" and any(h.new_len for h in fp.hunks):
         problems.append(f"{fp.path}: a deleted file's hunks cannot add lines")
     return problems
+
+
+def _joins_lines(lines: tuple[tuple[LineType, str], ...]) -> bool:
+    """Whether a line without a newline comes before the last line of the old or new side."""
+    return any(any(not text.endswith("\n") for text in side[:-1])
+               for side in ([t for k, t in lines if k != "+"], [t for k, t in lines if k != "-"]))
+
+
+def _all_added(h: Hunk) -> tuple[tuple[LineType, str], ...]:
+    plus = dict(zip(h.slips, h.slip_text))
+    return tuple(("+", plus[i]) if i in plus else line for i, line in enumerate(h.lines))
 
 
 def _unquote(name: str) -> str:

@@ -7,7 +7,9 @@ For each hunk, in order, the first rule that finds a place wins:
 2. eol, whitespace, indent: the same search comparing lines without their endings, without
    trailing whitespace, then with all whitespace folded (the hunk re-indented to the file);
 3. fuzz1, fuzz2: up to one, then two, context lines dropped at each end of the hunk;
-4. slip: body lines that had no marker tried as added lines instead of context.
+4. slip: body lines that had no marker tried as added lines instead of context, and so are
+   marked lines the header's counts suspect of a lost "+" (context or "-" lines) — unless the
+   hunk as written fits byte for byte at the line its header names: then the counts are wrong.
 
 Only an exact match at the very line the header names is taken on the header's word (that
 is what the diff literally says, and what `git apply` does); every other placement must be
@@ -81,18 +83,21 @@ class FileIndex:
         return {s for level, key in LEVELS[1:] for s in self.find(level, key, old, lo)}
 
     def rivals(self, old: Sequence[str], start: int, lo: int) -> tuple[int, ...]:
-        """Other starts (>= lo) where the hunk's old lines line up nearly as well as at `start`
-        (whitespace folded). A placement that is not what the diff literally
-        says must win clearly: where the hunk's true place has drifted, a look-alike block
-        elsewhere may otherwise fit it better than the place that was meant."""
+        """Other starts where the hunk's old lines (from line `lo` of the file on) line up nearly
+        as well as at `start` (whitespace folded). A placement that is not what the diff
+        literally says must win clearly: where the hunk's true place has drifted, a look-alike
+        block elsewhere may otherwise fit it better than the place that was meant. A start
+        before `lo` counts too (clamped to `lo`): the hunk's first lines may be the ones that
+        drifted away."""
         _, where = self.keyed("indent", LEVELS[3][1])
         votes: dict[int, int] = {}
         for j, line in enumerate(old):  # blank lines count too: they are part of the shape
             for i in where.get(LEVELS[3][1](line), ()):
-                votes[i - j] = votes.get(i - j, 0) + 1
+                if i >= lo:
+                    votes[i - j] = votes.get(i - j, 0) + 1
         mine = votes.get(start, 0)
         bar = max(mine - 1, 1) if mine >= 3 else mine
-        return tuple(sorted(s for s, n in votes.items() if s != start and s >= lo and n >= bar))
+        return tuple(sorted({max(s, lo) for s, n in votes.items() if s != start and n >= bar} - {start}))
 
     def find(self, level: str, key: Callable[[str], str], old: Sequence[str], lo: int) -> list[int]:
         """Every start >= lo where `old` (keyed) occurs."""
@@ -125,14 +130,26 @@ def place(index: FileIndex, hunk: Hunk, lo: int) -> Placement | Miss:
     if not hunk.slips or (isinstance(first, Miss) and first.candidates) or \
             (isinstance(first, Placement) and first.strategy == "exact" and _agrees(hunk.lines, hunk)):
         return first  # nothing can beat an exact fit that also agrees with the header's counts
+    as_written = isinstance(first, Placement) and first.strategy in ("exact", "relocated") and slips <= hunk.marked
+    if as_written and first.strategy == "exact":
+        # Every line has its marker, and the hunk as written fits byte for byte at the very line
+        # its header names: the header's counts are what is wrong, not the markers.
+        return first
     # Lines that may have lost their "+": each reading (context, or added) is placed on its
     # own. Of the strictest placements, the one that both reads the fewest lines as added and
     # agrees with the header's line counts wins; when no single reading is best on both, the
     # header and the body tell different stories, and the hunk is refused.
-    readings = [(first, hunk.lines)] + [(_cascade(index, v, lo, expected, slips), v) for v in _slip_variants(hunk)]
+    readings = [(first, hunk.lines)] + [(_cascade(index, v, lo, expected, slips), v)
+                                        for v in _slip_variants(hunk, _absent(index, hunk))]
     placed = [(p, v) for p, v in readings if isinstance(p, Placement)]
     if not placed:
         return first
+    if as_written:  # it fits as written, moved: unless a reading of the counts fits, byte for byte, elsewhere
+        assert isinstance(first, Placement)
+        rival = sorted({p.at for p, v in placed if p.strategy in ("exact", "relocated") and p.at != first.at})
+        if not rival:
+            return first
+        return Miss("read as written it fits one place, read as its header counts it another", (first.at, *rival))
     rank = min(_RANK[p.strategy] for p, _ in placed)
     top = {(p.at, p.count, p.new): (p, v) for p, v in placed if _RANK[p.strategy] == rank}
     fewest = min(_flipped(v, hunk) for p, v in top.values())
@@ -155,14 +172,24 @@ def _agrees(lines: HunkLines, hunk: Hunk) -> bool:
     return hunk.declared is None or hunk.unnumbered or counts == hunk.declared
 
 
-def _slip_variants(hunk: Hunk):
-    """The hunk with some of its marker-less lines read as added lines (fewest first)."""
+def _absent(index: FileIndex, hunk: Hunk) -> frozenset[int]:
+    """Slips whose text, read as written, is nowhere in the file (not even with whitespace
+    folded): no placement can match them as old lines, so every reading that fits has them added."""
+    _, where = index.keyed("indent", LEVELS[3][1])
+    return frozenset(i for i in hunk.slips if LEVELS[3][1](hunk.lines[i][1]) not in where)
+
+
+def _slip_variants(hunk: Hunk, forced: frozenset[int] = frozenset()):
+    """The hunk with some of its slips read as added lines: the `forced` ones always, then the
+    fewest others first, marker-less lines before the ones only the header's counts suspect."""
     plus = dict(zip(hunk.slips, hunk.slip_text))
-    for k in range(1, len(hunk.slips) + 1):
-        for n, chosen in enumerate(combinations(hunk.slips, k)):
+    rest = [i for i in hunk.slips if i not in forced]
+    for k in range(0 if forced else 1, len(rest) + 1):
+        for n, chosen in enumerate(combinations(rest, k)):
             if n >= MAX_SLIP_VARIANTS:
                 return
-            yield tuple(("+", plus[i]) if i in chosen else (kind, text) for i, (kind, text) in enumerate(hunk.lines))
+            flip = forced.union(chosen)
+            yield tuple(("+", plus[i]) if i in flip else (kind, text) for i, (kind, text) in enumerate(hunk.lines))
 
 
 def _cascade(index: FileIndex, lines: HunkLines, lo: int, expected: int | None,
@@ -260,6 +287,9 @@ def _build(file: Lines, lines: HunkLines, at: int, level: str) -> Placement | st
     if level != "exact" and _eof_ambiguous(file, lines, at):
         return ("the file has no newline at its end and the hunk does not say whether the result "
                 "should (mark it with '\\ No newline at end of file')")
+    last = next((t for k, t in reversed(lines) if k != "+"), "\n")
+    if not last.endswith("\n") and at + sum(k != "+" for k, _ in lines) != len(file):
+        return "'\\ No newline at end of file' marks the file's last line, and these lines are not at its end"
     eol = _file_eol(file, at) if level != "exact" else None
     if eol is None and level != "exact" and any(k == "+" and t.endswith("\n") for k, t in lines):
         return "the file mixes CRLF and LF line endings here: send added lines with the endings you mean"

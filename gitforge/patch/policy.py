@@ -6,6 +6,7 @@ import re
 from collections.abc import Collection, Iterable, Sequence
 from fnmatch import fnmatchcase
 
+from gitforge.patch.gitpath import path_problem
 from gitforge.patch.parse import FilePatch
 from gitforge.patch.tree import TreeView
 
@@ -25,7 +26,7 @@ def check_policy(patches: Sequence[FilePatch], tree: TreeView, *, max_files: int
     reasons: list[str] = []
     for fp in patches:
         for path in _paths(fp):
-            reasons += _path_reasons(path, tree, protected, scope)
+            reasons += _path_reasons(path, tree, protected, scope, symlink="120000" in (fp.old_mode, fp.new_mode))
         reasons += _mode_reasons(fp, tree)
         if fp.binary and forbid_binary:
             reasons.append(f"{fp.path}: binary patch refused (forbid_binary)")
@@ -43,23 +44,32 @@ def _paths(fp: FilePatch) -> list[str]:
 
 
 def _path_reasons(path: str, tree: TreeView, protected: Sequence[str],
-                  scope: Collection[str] | None) -> list[str]:
+                  scope: Collection[str] | None, symlink: bool = False) -> list[str]:
+    """Why `path` may not be written: its shape, git's own rules (gitpath), gitforge's state,
+    the protected patterns, a symlink or submodule on the way, the plan's scope."""
     shape = _shape_reason(path)
+    parts = path.split("/")
+    if not shape:
+        existing = next((i for i in range(len(parts)) if tree.kind("/".join(parts[:i + 1])) is None), len(parts))
+        shape = path_problem(path, symlink=symlink, existing=existing)
     if shape:
         return [f"{path!r}: {shape}" if not path or not path.isprintable() else f"{path}: {shape}"]
-    parts = path.split("/")
     reasons = []
-    if any(_is_git_dir(part) for part in parts):
-        reasons.append(f"{path}: inside a git directory ('.git')")
     if parts[0].casefold() == ".forge":
         reasons.append(f"{path}: gitforge's own state ('.forge/') is never patched")
     pattern = next((p for p in protected if matches_protected(path, p)), None)
-    if pattern is not None and not reasons:  # .git and .forge are already refused above
+    if pattern is not None and not reasons:  # .forge is already refused above
         reasons.append(f"{path}: protected path (matches '{pattern}')")
-    for i in range(1, len(parts)):
+    for i in range(1, len(parts) + 1):
         prefix = "/".join(parts[:i])
-        if tree.kind(prefix) == "link":
+        kind = tree.kind(prefix)
+        if kind == "link" and i < len(parts):
             reasons.append(f"{path}: writes through symlink '{prefix}'")
+            break
+        if kind == "submodule":
+            reasons.append(f"{path}: inside submodule '{prefix}' (a gitlink: its files live in another "
+                           "repository); gitforge does not change submodules" if i < len(parts) else
+                           f"{path}: is a submodule (a gitlink); gitforge does not change submodules")
             break
     if scope is not None and not in_scope(path, scope):
         reasons.append(f"{path}: outside the plan's scope")
@@ -82,12 +92,6 @@ def _shape_reason(path: str) -> str | None:
     if any(part in ("", ".") for part in parts):
         return "path has an empty or '.' component"
     return None
-
-
-def _is_git_dir(part: str) -> bool:
-    """`.git`, in any case, also as NTFS would see it (trailing dots/spaces, 8.3 name)."""
-    folded = part.casefold().rstrip(". ")
-    return folded == ".git" or folded == "git~1"
 
 
 def _mode_reasons(fp: FilePatch, tree: TreeView) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal, Protocol, runtime_checkable
 
-Kind = Literal["file", "exec", "link", "dir"]
+Kind = Literal["file", "exec", "link", "dir", "submodule"]
 
 
 @runtime_checkable
@@ -13,14 +13,15 @@ class TreeView(Protocol):
     """What the patch functions need to know about a tree; the git layer implements it."""
 
     def kind(self, path: str) -> Kind | None:
-        """The kind of entry at `path` ("dir" for any prefix of a stored path), None if absent."""
+        """The kind of entry at `path` ("dir" for any prefix of a stored path; "submodule" for a
+        gitlink, whose files are in another repository), None if absent."""
 
     def read(self, path: str) -> bytes | None:
         """The content of a file (a symlink's target); None if absent or a directory."""
 
 
 class DictTree:
-    """An in-memory TreeView over `{path: bytes}`, with optional `{path: "exec" | "link"}` modes."""
+    """An in-memory TreeView over `{path: bytes}`, with optional `{path: "exec" | "link" | "submodule"}` modes."""
 
     def __init__(self, files: Mapping[str, bytes | str] | None = None,
                  modes: Mapping[str, Kind] | None = None) -> None:
@@ -39,7 +40,7 @@ class DictTree:
         return None
 
     def read(self, path: str) -> bytes | None:
-        return self.files.get(path)
+        return None if self.modes.get(path) == "submodule" else self.files.get(path)
 
     def __repr__(self) -> str:
         return f"DictTree({len(self.files)} files)"
