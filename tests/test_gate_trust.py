@@ -135,3 +135,16 @@ def test_gates_that_never_settle_are_refused(make_repo, tmp_path):
     assert proc.returncode == 1
     assert "they never settle" in proc.stdout + proc.stderr
     assert git("show", "main:n.txt", cwd=root) == "0\n"
+
+
+def test_init_warns_about_a_gate_that_would_import_from_elsewhere_and_guesses_a_src_gate(make_repo, tmp_path):
+    root, _ = broken_repo(make_repo, tmp_path, "gates: {pythonpath: []}\n")
+    proc = run_cli("init", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert "would test code outside the worktree" in proc.stderr
+    (root / "otto.yaml").write_text((root / "otto.yaml").read_text().replace("gates: {pythonpath: []}\n", ""))
+    quiet = run_cli("init", cwd=root)  # the default puts src/ first: nothing to say
+    assert quiet.returncode == 0 and "outside the worktree" not in quiet.stderr
+    fresh = make_repo({"src/tool/__init__.py": ""}, None, otto=None, name="fresh")
+    assert run_cli("init", cwd=fresh).returncode == 0
+    assert "python -m pytest -q" in (fresh / "otto.yaml").read_text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from gitforge import gate_env, notesync
@@ -32,16 +33,36 @@ def detect_gates(root: Path) -> list[dict]:
 
 
 def warn_imports(root: Path, cfg, ui: UI) -> None:
-    """Say so now when a gate would import this project from somewhere else than the worktree
-    it tests (an editable install the worktree's PYTHONPATH does not override)."""
-    env = gate_env.isolate(clean_env(), root, cfg.gates.pythonpath)
-    seen: dict = {}
+    """Say so now when a gate would import this project from the main checkout instead of the
+    worktree it tests: a package that resolves into this checkout without gitforge's help (an
+    editable install) from a folder that `gates.pythonpath` does not put first."""
+    pythonpath = cfg.gates.pythonpath
+    covered = {p.resolve() for p in gate_env.import_roots(root, pythonpath)}
+    packages = gate_env.project_packages(root, pythonpath)
+    env = clean_env()
+    seen: set[str] = set()
     for gate in cfg.verify:
-        try:
-            gate_env.check_gate(gate.name, gate.run, root, env, cfg.gates.pythonpath, seen)
-        except gate_env.GateUnprovable as e:
+        python = gate_env.interpreter(gate.run, env, root)
+        if python is None or python in seen:
+            continue
+        seen.add(python)
+        with tempfile.TemporaryDirectory() as elsewhere:  # as a worktree sees it: not from this checkout
+            found = gate_env.outside_imports(python, packages, Path(elsewhere), env)
+        here = {name: where for name, where in found.items()
+                if Path(where).resolve().is_relative_to(root) and _home(Path(where), name) not in covered}
+        if here:
+            e = gate_env.unprovable(gate.name, python, here, root / ".forge/worktrees/wt-N", pythonpath)
             ui.warn(f"{e.message}\n  {e.hint}")
             return
+
+
+def _home(origin: Path, package: str) -> Path:
+    """The folder that holds a package (the import root it was found in)."""
+    origin = origin.resolve()
+    for parent in origin.parents:
+        if parent.name == package:
+            return parent.parent
+    return origin.parent
 
 
 SLASH_COMMAND = ".claude/commands/forge-next.md"
