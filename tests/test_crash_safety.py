@@ -305,3 +305,12 @@ def test_leftovers_of_a_killed_run_are_ended_when_its_pid_was_reused(make_repo, 
         stranger.wait()
         for pid in marked(token):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_where_processes_cannot_be_seen_only_gitforges_own_dead_locks_are_stale(tmp_path):
+    from gitforge.git.locks import LockFile
+
+    old = LockFile(tmp_path / "x.lock", "target", 3600.0, (), (), dead_owner=False, seen=False)
+    assert not old.stale({"target"})
+    assert LockFile(tmp_path / "i.lock", "index", 0.0, (), (), dead_owner=True, seen=False).stale()
+    assert LockFile(tmp_path / "y.lock", "target", 0.0, (), (), seen=True).stale({"target"})

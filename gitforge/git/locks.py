@@ -33,12 +33,16 @@ class LockFile:
     open_by: tuple[int, ...]      # pids that have it open
     git_running: tuple[int, ...]  # live git processes in the repository
     dead_owner: bool = False      # gitforge's own index.lock, and its process is gone
+    seen: bool = True             # whether processes could be looked at (/proc); if not, only
+                                  # gitforge's own locks of dead processes are known to be stale
 
     def stale(self, quiet: Iterable[str] = ()) -> bool:
         """Nobody can finish it. `quiet` names the kinds no live gitforge process can be
         writing right now (the caller holds the gitforge lock that guards them)."""
         if self.open_by or self.git_running:
             return False
+        if not self.seen:
+            return self.dead_owner
         return self.dead_owner or self.kind in quiet or self.age >= STALE_AGE
 
 
@@ -128,7 +132,7 @@ def inspect(common_dir: Path, target: str, roots: Iterable[Path]) -> list[LockFi
     for p, kind in found:
         with contextlib.suppress(FileNotFoundError):
             out.append(LockFile(p, kind, max(0.0, now - p.stat().st_mtime), tuple(held.get(p, [])), running,
-                                kind == "index" and _dead_owner(p)))
+                                kind == "index" and _dead_owner(p), os.path.isdir("/proc")))
     return out
 
 
@@ -149,7 +153,7 @@ def clear_for_checkout(private: Path, checkout: Path, refs: Iterable[Path] = ())
     gitforge's lock on it), and the given ref locks, unless a process has one open or a git
     process runs in that checkout."""
     paths = [p for p in (private / "index.lock", private / "HEAD.lock", *refs) if p.is_file()]
-    if not paths:
+    if not paths or not os.path.isdir("/proc"):  # without /proc no holder can be seen: touch nothing
         return []
     held = _holders(paths)
     if git_processes([checkout]):
