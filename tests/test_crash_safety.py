@@ -182,6 +182,9 @@ def test_a_phase_whose_landing_was_reverted_is_not_run_again(make_repo, tmp_path
     proc = run_cli("next", cwd=root)
     assert proc.returncode == 0 and "Nothing to do" in proc.stdout
     assert "landed already" in proc.stdout and "--again" in proc.stdout
+    board = run_cli("status", cwd=root)
+    assert "landed already" in board.stdout and "--again" in board.stdout
+    assert json.loads(run_cli("status", "--json", cwd=root).stdout)["phases"][0]["landed_already"]
     refused = run_cli("next", "1", cwd=root)
     assert refused.returncode == 2 and "--again" in refused.stderr
     again = run_cli("next", "1", "--again", cwd=root)

@@ -8,7 +8,7 @@ from pathlib import Path
 from gitforge.backlog import select_next
 from gitforge.clip import middle
 from gitforge.context import Context
-from gitforge.recover import retryable_phases
+from gitforge.recover import landed_phases, retryable_phases
 from gitforge.ui import UI, print_json
 from gitforge.worktree import Pool
 
@@ -18,7 +18,8 @@ def board(ctx: Context) -> dict:
     store = ctx.store
     live = store.live_leases() if store.dir.is_dir() else {}
     retryable = retryable_phases(store, ctx.cfg.max_attempts)
-    sel = select_next(backlog, busy=set(live), retryable=retryable)
+    landed = landed_phases(ctx, backlog)
+    sel = select_next(backlog, busy=set(live), retryable=retryable, landed=landed)
     last_run: dict[str, dict] = {}
     for rec in store.runs():
         last_run[rec.get("phase")] = rec
@@ -29,7 +30,7 @@ def board(ctx: Context) -> dict:
         phases.append({
             "id": p.id, "title": p.title, "status": p.status, "shown": shown,
             "blocked": sel.blocked.get(p.id), "dependencies": list(p.dependencies), "priority": p.priority,
-            "retryable": p.id in retryable,
+            "retryable": p.id in retryable, "landed_already": landed.get(p.id),
             "last_run": None if rec is None else {k: rec.get(k) for k in ("run_id", "status", "reason", "commit",
                                                                          "ended")},
         })
@@ -62,7 +63,10 @@ def status(repo: Path, overrides: Mapping[str, object], as_json: bool = False) -
         last = "-" if run is None else f"{run['run_id'][-8:]} {run['status']}"
         title = p["title"] if len(p["title"]) <= width else p["title"][: width - 1] + "…"
         out(f"  {p['id']:<6}{shown:<16}{title:<{width + 2}}{deps:<10}{last}")
-        if p["blocked"]:
+        if p["landed_already"]:
+            out(f"  {'':<6}  ! landed already ({p['landed_already']}); the board says {p['status']}: "
+                f"`gitforge next {p['id']} --again` runs it anew")
+        elif p["blocked"]:
             out(f"  {'':<6}  * {p['blocked']}")
         elif run and run["status"] in ("failed", "crashed") and p["status"] in ("Failed", "Not started"):
             out(f"  {'':<6}  ! {middle(run['reason'].splitlines()[0], 100) if run.get('reason') else ''}")
