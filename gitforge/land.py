@@ -165,13 +165,14 @@ def repair_checkouts(ctx: Context, depth: int = 50) -> list[str]:
     git = ctx.git
     tip = ctx.tip
     messages: list[str] = []
-    chain = git.log(tip, depth)
+    chain: list[tuple[str, str]] = []
     for path in git.checkouts_of(ctx.target):
         private = checkout.git_dir(git, path)
         checkout.clear_litter(private)
         held = index_tree(path, private)
         if held is None or held == git.tree_of(tip):
             continue
+        chain = chain or git.log(tip, depth)  # only walked when a checkout is behind
         older = None
         for k in range(1, len(chain)):
             if not FORGE_RUN.search(chain[k - 1][1]):

@@ -105,13 +105,21 @@ def end_leftovers(pgid: int, token: str | None = None) -> None:
         end_marked([token], {pgid})
 
 
-def _proc_stat(pid: str) -> tuple[int, int] | None:
-    """(process group, session) of a live process, from /proc/<pid>/stat."""
+def _stat(pid: int | str) -> list[bytes]:
+    """The fields of /proc/<pid>/stat after the command name (field 3 on), [] when unreadable."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
+            return f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def _proc_stat(pid: str) -> tuple[int, int] | None:
+    """(process group, session) of a live process."""
+    fields = _stat(pid)
+    try:
         return int(fields[2]), int(fields[3])
-    except (OSError, IndexError, ValueError):
+    except (IndexError, ValueError):
         return None
 
 
@@ -168,11 +176,8 @@ def read_pid_file(path: Path) -> tuple[str | None, int | None]:
 def start_time(pid: int) -> str | None:
     """When a process started (clock ticks since boot, /proc/<pid>/stat field 22): with its pid,
     an identity no later process can have."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[19].decode()
-    except (OSError, IndexError):
-        return None
+    fields = _stat(pid)
+    return fields[19].decode() if len(fields) > 19 else None
 
 
 def new_token() -> str:

@@ -20,7 +20,7 @@ import json
 from gitforge.context import Context
 from gitforge.gates import end_dead_owners
 from gitforge.git.locks import clear_stale, inspect
-from gitforge.land import FORGE_RUN, repair_checkouts
+from gitforge.land import repair_checkouts
 from gitforge.state import Store, now_iso
 
 SCAN_DEPTH = 500   # commits searched for a dead run's landing
@@ -108,7 +108,7 @@ def _landings(ctx: Context, depth: int) -> dict[str, tuple[str, str]]:
     landed: dict[str, tuple[str, str]] = {}
     for commit, message in ctx.git.log(ctx.tip, depth):
         run = _trailer(message, "Forge-Run")
-        if run and FORGE_RUN.search(message):
+        if run:
             landed.setdefault(run, (commit, _trailer(message, "Forge-Status") or "Done"))
     return landed
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
-from gitforge.git.locks import IndexLock
+from gitforge.git.locks import IndexLock, pid_alive
 from gitforge.git.repo import Git
 from gitforge.git.run import run_git
 
@@ -31,20 +32,31 @@ def git_dir(git: Git, checkout: Path) -> Path:
     return git.common_dir
 
 
+@contextlib.contextmanager
+def _scratch_index(private: Path, tag: str = "") -> Iterator[dict[str, str]]:
+    """A copy of a checkout's index to work on (with its stat cache: git compares files cheaply),
+    as the environment that points git at it. Removed on exit unless it was installed through
+    the index lock meanwhile (`IndexLock.commit` moves it away)."""
+    tmp = private / f"index.gitforge-{tag}{os.getpid()}"
+    index = private / "index"
+    if index.exists():
+        shutil.copyfile(index, tmp)
+    try:
+        yield {"GIT_INDEX_FILE": str(tmp)}
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
 def update_locked(checkout: Path, lock: IndexLock, old: str, new: str) -> str | None:
     """`git read-tree -m -u old new` on a copy of the checkout's index while `lock` is held, then
     the new index installed through the lock. None on success, else git's refusal (nothing of
     the checkout changed: git checks every path before it writes one)."""
-    index = lock.git_dir / "index"
-    tmp = lock.git_dir / f"index.gitforge-{os.getpid()}"
-    if index.exists():
-        shutil.copyfile(index, tmp)  # with its stat cache: git compares the files cheaply
-    proc = run_git(["read-tree", "-m", "-u", old, new], checkout, check=False, env={"GIT_INDEX_FILE": str(tmp)})
-    if proc.returncode != 0:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        return proc.stderr.strip() or proc.stdout.strip()
-    lock.commit(tmp)
+    with _scratch_index(lock.git_dir) as env:
+        proc = run_git(["read-tree", "-m", "-u", old, new], checkout, check=False, env=env)
+        if proc.returncode != 0:
+            return proc.stderr.strip() or proc.stdout.strip()
+        lock.commit(Path(env["GIT_INDEX_FILE"]))
     return None
 
 
@@ -52,18 +64,13 @@ def index_tree(checkout: Path, private: Path) -> str | None:
     """The tree a checkout's index holds (what `git commit` would commit), or None when the
     index has unmerged entries or cannot be read. Computed on a copy: `git write-tree` takes
     index.lock, and a user's `git commit` must never find it taken by a look."""
-    index = private / "index"
-    if not index.exists():
+    if not (private / "index").exists():
         return None
-    tmp = private / f"index.gitforge-look-{os.getpid()}"
     try:
-        shutil.copyfile(index, tmp)
-        proc = run_git(["write-tree"], checkout, check=False, env={"GIT_INDEX_FILE": str(tmp)})
+        with _scratch_index(private, "look-") as env:
+            proc = run_git(["write-tree"], checkout, check=False, env=env)
     except OSError:
         return None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
@@ -83,11 +90,7 @@ def finish_update(git: Git, checkout: Path, lock: IndexLock, old: str, new: str)
             users.append(path)
     if users:
         return users
-    index = lock.git_dir / "index"
-    tmp = lock.git_dir / f"index.gitforge-{os.getpid()}"
-    shutil.copyfile(index, tmp)
-    env = {"GIT_INDEX_FILE": str(tmp)}
-    try:
+    with _scratch_index(lock.git_dir) as env:
         for path in written:
             entry = git.entry(new, path)
             args = ["--force-remove", "--", path] if entry is None else \
@@ -97,11 +100,7 @@ def finish_update(git: Git, checkout: Path, lock: IndexLock, old: str, new: str)
         run_git(["update-index", "-q", "--refresh"], checkout, env=env, check=False)
         middle = run_git(["write-tree"], checkout, env=env).stdout.strip()
         run_git(["read-tree", "-m", "-u", middle, new], checkout, env=env)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    lock.commit(tmp)
+        lock.commit(Path(env["GIT_INDEX_FILE"]))
     return None
 
 
@@ -119,6 +118,7 @@ def clear_litter(private: Path) -> None:
     """Temporary indexes a killed gitforge left in a git dir (index.gitforge-<pid>)."""
     for tmp in private.glob("index.gitforge-*"):
         pid = tmp.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+        if pid.isdigit() and not pid_alive(int(pid)):
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+

@@ -108,16 +108,19 @@ def _dead_owner(path: Path) -> bool:
         return False
     if not head.startswith(MARKER):
         return False
-    pid = head[len(MARKER):].split()[0] if head[len(MARKER):].split() else b""
-    if not pid.isdigit():
-        return False
+    words = head[len(MARKER):].split()
+    return bool(words) and words[0].isdigit() and not pid_alive(int(words[0]))
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (one we may not signal counts as alive)."""
     try:
-        os.kill(int(pid), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:
         return False
-    return False
+    except PermissionError:
+        return True
+    return True
 
 
 def inspect(common_dir: Path, target: str, roots: Iterable[Path]) -> list[LockFile]:
