@@ -145,12 +145,10 @@ def sync_checkout(ctx: Context, path: Path, old: str, new: str, local: list[str]
     overlap = sorted(set(local) & set(git.changed_paths(git.tree_of(old), git.tree_of(new))))
     branch = ctx.target
     if overlap:
-        shown = ", ".join(overlap[:5]) + (" ..." if len(overlap) > 5 else "")
         return (f"{branch} moved to {new[:12]}, but the checkout at {path} has uncommitted changes in files "
-                f"the landing changed ({shown}); gitforge left your files alone, so that checkout still "
+                f"the landing changed ({_shown(overlap)}); gitforge left your files alone, so that checkout still "
                 f"shows {old[:12]} (do not commit from it as it is). To bring your changes onto the new "
-                f"{branch}, run: git -C {path} update-ref --no-deref HEAD {old} && git -C {path} stash "
-                f"&& git -C {path} checkout {branch} && git -C {path} stash pop")
+                f"{branch}, run: {_carry_over(path, old, branch)}")
     refusal = checkout.update_locked(path, lock, old, new)
     if refusal is None:
         return None
@@ -193,13 +191,21 @@ def repair_checkouts(ctx: Context, depth: int = 50) -> list[str]:
         finally:
             lock.release()
         if users:
-            shown = ", ".join(users[:5]) + (" ..." if len(users) > 5 else "")
             messages.append(f"the checkout at {path} still shows {older[:12]} ({ctx.target} is at {tip[:12]}: a landing "
-                            f"was interrupted) and has changes of yours in files the landing changed ({shown}); "
+                            f"was interrupted) and has changes of yours in files the landing changed ({_shown(users)}); "
                             f"gitforge left it alone (do not commit from it as it is). To carry your changes onto "
-                            f"{tip[:12]}, run: git -C {path} update-ref --no-deref HEAD {older} && git -C {path} stash "
-                            f"&& git -C {path} checkout {ctx.target} && git -C {path} stash pop")
+                            f"{tip[:12]}, run: {_carry_over(path, older, ctx.target)}")
         else:
             messages.append(f"updated the checkout at {path} from {older[:12]} to {tip[:12]}: {ctx.target} "
                             f"had moved without it (a landing was interrupted)")
     return messages
+
+
+def _shown(paths: list[str]) -> str:
+    return ", ".join(paths[:5]) + (" ..." if len(paths) > 5 else "")
+
+
+def _carry_over(path: Path, old: str, branch: str) -> str:
+    """The commands that bring a checkout left at `old`, with the user's changes, onto `branch`."""
+    return (f"git -C {path} update-ref --no-deref HEAD {old} && git -C {path} stash "
+            f"&& git -C {path} checkout {branch} && git -C {path} stash pop")
