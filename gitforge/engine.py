@@ -252,6 +252,7 @@ class Engine:
     # -- endings ----------------------------------------------------------------------------
     def _entry(self, record: dict, attempts: list[Attempt], status: str, reason: str = ""):
         def entry(work: Work | None) -> dict:
+            usage = by_role(self.meter.phase_calls()) if self.meter.phase_calls() else None
             last = attempts[-1] if attempts else None
             gates = work.gates if work is not None else (last.gates if last else [])
             return {"phase": record["phase"], "title": record["title"], "status": status,
@@ -259,8 +260,7 @@ class Engine:
                     "attempts": len(attempts),
                     "builder": " ".join(str(v) for v in record["builder"].values()),
                     "patch": _patch_summary(last), "gates": [g.to_json() for g in gates], "reason": reason,
-                    "usd": by_role(self.meter.phase_calls())["total_usd"] if self.meter.phase_calls() else None,
-                    "usd_estimated": bool(by_role(self.meter.phase_calls()).get("estimated"))}
+                    "usd": usage["total_usd"] if usage else None, "usd_estimated": bool(usage and usage.get("estimated"))}
         return entry
 
     def _note(self, record: dict, attempts: list[Attempt], status: str):
