@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 GITFORGE = [sys.executable, "-m", "gitforge"]
-MARK_VAR = "GITFORGE_PROC"   # gitforge/proc.py: the token every command gitforge starts carries
+MARK_VAR = "GITFORGE_PROC"   # gitforge/infra/proc.py: the token every command gitforge starts carries
 TAG_VAR = "TORTURE_TAG"      # ours: every process of one torture run carries it (gitforge passes it on)
 CRASH_LOG = re.compile(r"the traceback is in (\S+)")
 
@@ -186,7 +186,7 @@ def tagged(tag: str) -> list[tuple[int, dict[str, str]]]:
 
 def orphans(tag: str) -> list[tuple[int, str, str]]:
     """(pid, token, command) of processes a gitforge started (they carry GITFORGE_PROC) whose
-    gitforge is dead (the token's "<pid>-" part names it; see gitforge/proc.py owner_pid)."""
+    gitforge is dead (the token's "<pid>-" part names it; see gitforge/infra/proc.py owner_pid)."""
     out = []
     for pid, env in tagged(tag):
         token = env.get(MARK_VAR)

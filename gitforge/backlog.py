@@ -149,7 +149,7 @@ def parse_backlog(text: str, path: str = "BACKLOG.md") -> Backlog:
 
 def __getattr__(name: str) -> Any:  # `from gitforge.backlog import select_next` works too
     if name in ("Selection", "select_next"):
-        from gitforge import selection
+        from gitforge.run import selection
         return getattr(selection, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

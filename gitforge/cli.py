@@ -244,8 +244,8 @@ def _terminate(signum, frame) -> None:
 
 
 def main() -> None:
-    from gitforge.secrets_guard import guard
-    from gitforge.streams import guard_std_streams
+    from gitforge.infra.secrets_guard import guard
+    from gitforge.infra.streams import guard_std_streams
 
     guard()  # before anything runs: the API key out of reach of the processes gitforge starts
     guard_std_streams()  # `gitforge next | head -3`: the run goes on, the output goes nowhere, quietly

@@ -10,7 +10,7 @@ from gitforge.backlog import Backlog, parse_backlog
 from gitforge.config import Config, load_config
 from gitforge.errors import BacklogError, RepoError, UsageError
 from gitforge.git import Git
-from gitforge.state import Store
+from gitforge.infra.state import Store
 
 
 @dataclass

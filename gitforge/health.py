@@ -15,17 +15,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from gitforge.backlog import Backlog, Phase, select_next
-from gitforge.selection import runnable_phases
-from gitforge.calls import api_key
-from gitforge.clip import middle
+from gitforge.run.selection import runnable_phases
+from gitforge.run.calls import api_key
+from gitforge.infra.clip import middle
 from gitforge.config import Config, load_config
 from gitforge.context import Context
 from gitforge.errors import ConfigError, ForgeError, LockBusy, RepoError
 from gitforge.git import Git
 from gitforge.git import locks as git_locks
-from gitforge.recover import dead_runs, retryable_phases
-from gitforge.state import Lease, Store, set_aside
-from gitforge.worktree import Pool
+from gitforge.run.recover import dead_runs, retryable_phases
+from gitforge.infra.state import Lease, Store, set_aside
+from gitforge.infra.worktree import Pool
 
 T0, T1 = "T0", "T1"
 CLAIM_MAX_HOURS = 12

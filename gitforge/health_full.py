@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 from gitforge.context import Context
 from gitforge.errors import ForgeError
-from gitforge.gate_env import GateUnprovable
-from gitforge.gates import GateResult, GateSpec, describe_failure, gate_specs
+from gitforge.infra.gate_env import GateUnprovable
+from gitforge.infra.gates import GateResult, GateSpec, describe_failure, gate_specs
 from gitforge.health import T1, Checkup, _few
-from gitforge.worktree import Pool
+from gitforge.infra.worktree import Pool
 
 
 def full(c: Checkup, on_gate: Callable[[GateSpec, GateResult | None], None] | None = None) -> None:

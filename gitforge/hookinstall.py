@@ -13,8 +13,8 @@ from pathlib import Path
 from gitforge.errors import UsageError
 from gitforge.git import Git
 from gitforge.git import settings
-from gitforge.resources import data_dir
-from gitforge.state import atomic_write
+from gitforge.infra.resources import data_dir
+from gitforge.infra.state import atomic_write
 
 MARKER = "gitforge-pre-push-v1"
 MARKERS = (MARKER,)  # every version's marker: an older gitforge hook is ours to rewrite

@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 
 from gitforge.config import Config
 from gitforge.errors import UsageError
-from gitforge.gates import GateResult, GateSpec, gate_specs
+from gitforge.infra.gates import GateResult, GateSpec, gate_specs
 from gitforge.git import Git
 from gitforge.git.ranges import (PushRange, commits_with_trailer, count_commits, head_ref, is_null, peel_commit,
                                  push_range)
-from gitforge.state import Store
-from gitforge.worktree import Pool
+from gitforge.infra.state import Store
+from gitforge.infra.worktree import Pool
 
 RUN_TRAILER = "Forge-Run"
 STATUS_TRAILER = "Forge-Status"

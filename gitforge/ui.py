@@ -58,7 +58,7 @@ def print_json(data: dict) -> None:
 def gate_printer(ui: UI, where: str = "", detail: bool = False, label: str = "gate"):
     """The callback `run_gates` reports each gate to: its command as it starts, then passed or
     how it failed (with `detail`, the output's tail and the log path too)."""
-    from gitforge.gates import describe_failure
+    from gitforge.infra.gates import describe_failure
 
     def show(spec, result) -> None:
         if result is None:

@@ -9,7 +9,7 @@ from conftest import git, make_diff, phase_md, run_cli
 from gitforge.config import PolicyConfig
 from gitforge.errors import PatchRefused
 from gitforge.git import Git
-from gitforge.pipeline import patch_changes
+from gitforge.run.pipeline import patch_changes
 
 PHASES = [phase_md("1", "Edit the board"), phase_md("2", "Later", deps="1"),
           phase_md("3", "Done already", status="Done")]

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from conftest import PY, commit_all, git, make_diff, phase_md, run_cli, write
-from gitforge.state import Store
+from gitforge.infra.state import Store
 
 BASE = {"app.py": "x = 1\n"}
 UTF8 = {"PYTHONIOENCODING": "utf-8"}
@@ -44,7 +44,7 @@ def dead_pid() -> int:
                               text=True, check=True).stdout)
 
 
-def iso(when: datetime) -> str:  # the format of gitforge.state.now_iso()
+def iso(when: datetime) -> str:  # the format of gitforge.infra.state.now_iso()
     return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

@@ -17,7 +17,7 @@ from gitforge.builders.command import CommandBuilder, allowed_env, check_command
 from gitforge.config import BuilderConfig
 from gitforge.errors import ConfigError
 from gitforge.git import Git
-from gitforge.redact import MASK
+from gitforge.infra.redact import MASK
 from test_proc import _alive, _wait_for
 
 BRANCH = "forge/1-add-greeting"

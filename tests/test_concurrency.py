@@ -13,7 +13,7 @@ import pytest
 
 from conftest import git, make_diff, phase_md, run_cli
 
-from gitforge.proc import read_pid_file
+from gitforge.infra.proc import read_pid_file
 
 BASE = {"app.py": "x = 1\n"}
 
@@ -123,7 +123,7 @@ NOTE_WRITER = """
 import sys
 from pathlib import Path
 from gitforge.git import Git
-from gitforge.state import Store
+from gitforge.infra.state import Store
 root, commits = Path(sys.argv[1]), sys.argv[2:]
 git = Git.open(root)
 store = Store(root, git.common_dir).ensure()

@@ -9,13 +9,13 @@ import pytest
 from conftest import git, make_diff, phase_md, write
 
 from gitforge.context import Context
-from gitforge.engine import Engine
+from gitforge.run.engine import Engine
 from gitforge.errors import WorkFailed
 from gitforge.git import Change
-from gitforge.land import Work, land
-from gitforge.recover import recover
+from gitforge.land.landing import Work, land
+from gitforge.run.recover import recover
 from gitforge.ui import UI
-from gitforge.worktree import Pool
+from gitforge.infra.worktree import Pool
 
 BASE = {"app.py": "x = 1\n"}
 

@@ -13,7 +13,7 @@ from gitforge.commands.check import check
 from gitforge.commands.next import next_phase
 from gitforge.commands.status import status
 from gitforge.error_handler import handle
-from gitforge.state import Store
+from gitforge.infra.state import Store
 
 BASE = {"app.py": "x = 1\n"}
 GOOD_RUN = {"run_id": "01J0000000000000000000GOOD", "phase": "1", "title": "Change x", "status": "failed",

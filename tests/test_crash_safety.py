@@ -18,8 +18,8 @@ from conftest import git, make_diff, phase_md, run_cli, write
 from gitforge.context import Context
 from gitforge.git import Git
 from gitforge.git.locks import inspect
-from gitforge.proc import MARK_VAR, read_pid_file
-from gitforge.recover import clear_locks
+from gitforge.infra.proc import MARK_VAR, read_pid_file
+from gitforge.run.recover import clear_locks
 
 BASE = {"app.py": "x = 1\n"}
 

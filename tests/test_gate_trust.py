@@ -11,9 +11,9 @@ from pathlib import Path
 
 from conftest import PY, git, make_diff, phase_md, run_cli
 
-from gitforge import gate_env
+from gitforge.infra import gate_env
 from gitforge.config import GatesConfig
-from gitforge.gates import GateSpec, run_gates
+from gitforge.infra.gates import GateSpec, run_gates
 
 PKG = {"src/pkg/__init__.py": "VALUE = 1\n",
        "tests/test_pkg.py": "import unittest\nimport pkg\n\n\nclass T(unittest.TestCase):\n"

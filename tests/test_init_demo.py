@@ -83,7 +83,7 @@ def test_installed_package_finds_its_hooks_and_templates(tmp_path):
     import subprocess
     import sys
 
-    code = ("from gitforge.resources import data_dir; h = data_dir('hooks'); t = data_dir('templates'); "
+    code = ("from gitforge.infra.resources import data_dir; h = data_dir('hooks'); t = data_dir('templates'); "
             "print((h / 'pre-push').is_file(), (t / 'demo' / 'BACKLOG.md').is_file(), (t / 'BACKLOG.md').is_file(), "
             "(t / '.claude' / 'commands' / 'forge-next.md').is_file())")
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)

@@ -7,14 +7,14 @@ import pytest
 from fake_api import FakeAnthropic, delay, error, message, tool_use
 
 from gitforge.config import Budgets, Config
-from gitforge.fixes import FixRefused, check_fix
-from gitforge.gates import GateResult
+from gitforge.run.fixes import FixRefused, check_fix
+from gitforge.infra.gates import GateResult
 from gitforge.llm import Client, LLMError, Usage
-from gitforge.pilot import rule_decision, signature
-from gitforge.pipeline import Attempt, dropped
-from gitforge.planner import PlanFailed, read_plan
-from gitforge.redact import MASK, redact, redact_obj
-from gitforge.spend import BudgetExceeded, Meter, by_role
+from gitforge.run.pilot import rule_decision, signature
+from gitforge.run.pipeline import Attempt, dropped
+from gitforge.run.planner import PlanFailed, read_plan
+from gitforge.infra.redact import MASK, redact, redact_obj
+from gitforge.run.spend import BudgetExceeded, Meter, by_role
 
 PRICES = Config().prices
 

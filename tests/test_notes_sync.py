@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from conftest import PY, commit_all, git, run_cli, write
-from gitforge import notesync
+from gitforge.land import notesync
 from gitforge.errors import LockBusy
 from gitforge.git import Git
-from gitforge.state import Store
+from gitforge.infra.state import Store
 
 REF = "refs/notes/forge/runs"
-HOLDER = ("import sys\nfrom gitforge.state import Store\n"
+HOLDER = ("import sys\nfrom gitforge.infra.state import Store\n"
           "with Store(sys.argv[1]).locked('notes'):\n    print('held', flush=True)\n    sys.stdin.read()\n")
 
 

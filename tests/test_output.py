@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 from conftest import PY, git, make_diff, phase_md, run_cli
-from gitforge.state import Store
-from gitforge.streams import Guarded
+from gitforge.infra.state import Store
+from gitforge.infra.streams import Guarded
 
 BASE = {"app.py": "x = 1\n"}
 SLOW = "import time\nfor i in range(10):\n    print('gate output', i, flush=True)\n    time.sleep(0.1)\n"

@@ -14,8 +14,8 @@ from gitforge.errors import PatchRefused
 from gitforge.git import Git
 from gitforge.patch import apply_patches, check_policy, parse_patch
 from gitforge.patch.gitpath import component_problem, dotfile_alias, path_problem
-from gitforge.pipeline import patch_changes
-from gitforge.worktree import FsTree
+from gitforge.run.pipeline import patch_changes
+from gitforge.infra.worktree import FsTree
 
 U200C = "\u200c"
 HOOK = f".g{U200C}it/hooks/pre-commit"

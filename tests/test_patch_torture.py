@@ -14,7 +14,7 @@ import pytest
 from gitforge.config import PolicyConfig
 from gitforge.errors import PatchRefused
 from gitforge.git import Git
-from gitforge.pipeline import patch_changes
+from gitforge.run.pipeline import patch_changes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import torture_corpus as tc  # noqa: E402

@@ -12,7 +12,7 @@ import pytest
 from conftest import PY, ROOT, commit_all, git, make_diff, phase_md, run_cli, write
 
 from gitforge.prepush import judge_note
-from gitforge.state import Store
+from gitforge.infra.state import Store
 
 BASE = {"app/__init__.py": "", "app/text.py": "def shout(s):\n    return s.upper()\n"}
 NOTES = "refs/notes/forge/runs"

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import PY
-from gitforge import gates
-from gitforge.proc import LINE_CHARS, PID_FILE, TAIL_LINES, read_pid_file, run_logged, tail
+from gitforge.infra import gates
+from gitforge.infra.proc import LINE_CHARS, PID_FILE, TAIL_LINES, read_pid_file, run_logged, tail
 
 HANG = """
 import os, subprocess, sys, time

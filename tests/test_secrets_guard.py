@@ -80,7 +80,7 @@ def test_a_gate_finds_the_key_in_no_ancestor_and_no_process(make_repo, tmp_path)
 def test_the_guard_keeps_os_environ_and_drops_the_key_for_children(tmp_path):
     script = textwrap.dedent("""
         import os, subprocess, sys
-        from gitforge.secrets_guard import guard
+        from gitforge.infra.secrets_guard import guard
         print(guard())
         block = open("/proc/self/environ", "rb").read().split(b"\\0")
         print([e for e in block if e.startswith((b"ANTHROPIC", b"OTHER"))])
@@ -123,7 +123,7 @@ def test_as_a_normal_user_a_child_cannot_read_gitforges_memory_but_gitforge_read
     parent = textwrap.dedent(f"""
         import os, subprocess, sys, time
         sys.path.insert(0, {str(ROOT)!r})
-        from gitforge.secrets_guard import guard
+        from gitforge.infra.secrets_guard import guard
         if sys.argv[1] == "guard":
             guard()
         proc = subprocess.Popen([{python!r}, "-c", {child!r}], cwd="/tmp", stdout=subprocess.PIPE, text=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gitforge.backlog import Backlog, parse_backlog
-from gitforge.selection import Selection, select_next
+from gitforge.run.selection import Selection, select_next
 
 
 def board(*phases: tuple) -> Backlog:
@@ -205,7 +205,7 @@ def test_reason_stays_short_on_a_long_backlog():
 # --- every runnable phase at once (gitforge check counts them) -------------------------------
 
 def test_runnable_phases_are_what_select_next_picks_one_by_one():
-    from gitforge.selection import runnable_phases
+    from gitforge.run.selection import runnable_phases
     backlog = board(("1", "Done"), ("2", "Not started", "low", "1"), ("3", "Failed", "high"),
                     ("4", "Not started", "critical", "3"), ("5", "Not started", "high"),
                     ("6", "Proposed"), ("7", "Not started", "high", "1"), ("8", "Not started"))
@@ -222,7 +222,7 @@ def test_runnable_phases_take_linear_time():
     # select_next at a time, each a pass over the whole board, and hung
     import time
 
-    from gitforge.selection import runnable_phases
+    from gitforge.run.selection import runnable_phases
     backlog = board(*[(str(n), "Not started") for n in range(1, 4001)])
     start = time.process_time()  # CPU time: a busy machine does not fail it
     assert len(runnable_phases(backlog, busy={"7"})) == 3999

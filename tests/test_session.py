@@ -285,7 +285,7 @@ def _alive(pid: int) -> bool:
 def test_a_submit_killed_during_its_gates_loses_nothing(make_repo, tmp_path):
     import signal
 
-    from gitforge.proc import read_pid_file
+    from gitforge.infra.proc import read_pid_file
 
     fast = tmp_path / "fast"
     slow = f"test -f {fast} || sleep 60; {CHECK}"

@@ -15,7 +15,7 @@ import pytest
 from conftest import commit_all, git, make_diff, phase_md, write
 from gitforge.errors import LockBusy
 from gitforge.git import Git
-from gitforge.state import Store, atomic_write, atomic_write_json
+from gitforge.infra.state import Store, atomic_write, atomic_write_json
 
 
 def test_store_is_created_on_demand_and_excluded(make_repo):
@@ -72,7 +72,7 @@ def test_a_phase_lease_excludes_a_second_claim(tmp_path):
 HOLDER = """
 import sys, time
 from pathlib import Path
-from gitforge.state import Store
+from gitforge.infra.state import Store
 store = Store(Path(sys.argv[1])).ensure()
 with store.lease("7", "run-held"):
     print("held", flush=True)
@@ -155,7 +155,7 @@ def test_commands_that_only_look_create_nothing(make_repo, tmp_path, capsys):
 
 def test_a_lock_before_forge_exists_creates_nothing_and_still_excludes(make_repo):
     root = make_repo({}, [])
-    holder = subprocess.Popen([sys.executable, "-c", "import sys\nfrom gitforge.state import Store\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys\nfrom gitforge.infra.state import Store\n"
                                "with Store(sys.argv[1]).locked('state'):\n    print('held', flush=True)\n"
                                "    sys.stdin.read()\n", str(root)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from gitforge.backlog import Phase
 from gitforge.builders.patch import PatchBuilder
-from gitforge.calls import api_key
+from gitforge.run.calls import api_key
 from gitforge.config import Config
 from gitforge.errors import UsageError
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from gitforge.builders import prompts
 from gitforge.builders.base import Built, Job, Plan
 from gitforge.builders.tools import READ_TOOLS, RepoTools
-from gitforge.calls import Caller
+from gitforge.run.calls import Caller
 from gitforge.repomap import file_context, mentioned_files, repo_map
 
 MAP_CHARS = 12_000

@@ -20,8 +20,8 @@ from gitforge.backlog import Phase
 from gitforge.builders.base import Built, Job
 from gitforge.config import BuilderConfig
 from gitforge.errors import ConfigError
-from gitforge.proc import ProcResult, run_logged
-from gitforge.redact import redact, redact_file, secrets_from
+from gitforge.infra.proc import ProcResult, run_logged
+from gitforge.infra.redact import redact, redact_file, secrets_from
 
 PLACEHOLDERS = ("{prompt}", "{prompt_file}")
 ALWAYS_PROTECTED = (".forge/", ".git/", "otto.yaml")

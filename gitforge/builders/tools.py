@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 
-from gitforge.clip import around, middle
+from gitforge.infra.clip import around, middle
 from gitforge.patch.policy import matches_protected
 from gitforge.patch.tree import TreeView
 from gitforge.repomap import human_size, is_binary, plural

@@ -12,9 +12,9 @@ from pathlib import Path
 from gitforge.config import load_config
 from gitforge.errors import PatchRefused, UsageError
 from gitforge.git import Git
-from gitforge.pipeline import patch_changes
+from gitforge.run.pipeline import patch_changes
 from gitforge.ui import UI, print_json
-from gitforge.worktree import FsTree, write_files
+from gitforge.infra.worktree import FsTree, write_files
 
 
 def _read(patch: Path) -> str:

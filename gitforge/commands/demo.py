@@ -9,10 +9,10 @@ import tempfile
 from pathlib import Path
 
 from gitforge.context import Context
-from gitforge.engine import Engine, Outcome
+from gitforge.run.engine import Engine, Outcome
 from gitforge.errors import UsageError
 from gitforge.git import init_repo
-from gitforge.resources import template
+from gitforge.infra.resources import template
 from gitforge.ui import UI, print_json
 
 _RENAMES = {"gitignore": ".gitignore"}  # dotfiles are stored without the dot in templates/

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from gitforge.context import Context
 from gitforge.ui import UI, print_json
-from gitforge.worktree import Pool
+from gitforge.infra.worktree import Pool
 
 
 def gc(repo: Path, as_json: bool = False) -> int:

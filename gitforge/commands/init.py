@@ -5,13 +5,14 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from gitforge import gate_env, notesync
+from gitforge.infra import gate_env
+from gitforge.land import notesync
 from gitforge.config import CONFIG_FILE, load_config
 from gitforge.config_template import render_default_config
 from gitforge.errors import RepoError
 from gitforge.git import Git, clean_env
-from gitforge.resources import template
-from gitforge.state import Store
+from gitforge.infra.resources import template
+from gitforge.infra.state import Store
 from gitforge.ui import UI
 
 _DETECT = (  # (file that suggests the stack, the gate that usually tests it)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from gitforge.commands.check import show_findings
 from gitforge.context import Context
-from gitforge.engine import Engine
+from gitforge.run.engine import Engine
 from gitforge.health import before_next
 from gitforge.ui import UI, print_json
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gitforge import notesync
+from gitforge.land import notesync
 from gitforge.git import Git
-from gitforge.state import Store
+from gitforge.infra.state import Store
 from gitforge.ui import UI, print_json
 
 

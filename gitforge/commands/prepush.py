@@ -11,12 +11,12 @@ from gitforge import safeyaml
 from gitforge.config import CONFIG_FILE, Config, load_config
 from gitforge.context import Context
 from gitforge.errors import ConfigError, ForgeError, RepoError
-from gitforge.gates import GateResult, GateSpec, describe_failure
+from gitforge.infra.gates import GateResult, GateSpec, describe_failure
 from gitforge.git import Git
 from gitforge.git import notes
 from gitforge.git.ranges import remote_name, remotes_with_commit
 from gitforge.prepush import Finding, PushCheck, RefCheck, check_push, parse_refs
-from gitforge.state import Store
+from gitforge.infra.state import Store
 from gitforge.ui import UI, gate_printer
 
 SKIP = ("to push anyway: GITFORGE=0 git push (skips gitforge's check only) "
@@ -141,7 +141,7 @@ def _advise(ui: UI, git: Git, push: PushCheck, target: str | None) -> None:
 def _notes(ui: UI, git: Git, store: Store, cfg: Config | None, push: PushCheck) -> None:
     """notes.push_with: send the run notes along; otherwise offer to, when the push has landings."""
     if cfg is not None and cfg.notes.push_with:
-        from gitforge.notesync import push as push_notes
+        from gitforge.land.notesync import push as push_notes
 
         if push.remote is None:
             ui.warn(f"notes.push_with: the run notes were not pushed, because {push.url} is not a configured "

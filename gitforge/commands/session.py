@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from gitforge.context import Context
-from gitforge.session import HostSession, Session
+from gitforge.run.session import HostSession, Session
 from gitforge.ui import UI, print_json
 
 

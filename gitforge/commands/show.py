@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gitforge.calls import read_transcript
-from gitforge.clip import middle
+from gitforge.run.calls import read_transcript
+from gitforge.infra.clip import middle
 from gitforge.context import Context
 from gitforge.errors import UsageError
 from gitforge.git import NOTES_REF

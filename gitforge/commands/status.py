@@ -6,11 +6,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from gitforge.backlog import select_next
-from gitforge.clip import middle
+from gitforge.infra.clip import middle
 from gitforge.context import Context
-from gitforge.recover import landed_phases, retryable_phases
+from gitforge.run.recover import landed_phases, retryable_phases
 from gitforge.ui import UI, print_json
-from gitforge.worktree import Pool
+from gitforge.infra.worktree import Pool
 
 
 def board(ctx: Context) -> dict:

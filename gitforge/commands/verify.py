@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from gitforge.context import Context
-from gitforge.gates import describe_failure, gate_specs, run_gates
-from gitforge.state import new_id
+from gitforge.infra.gates import describe_failure, gate_specs, run_gates
+from gitforge.infra.state import new_id
 from gitforge.ui import UI, gate_printer, print_json
 
 

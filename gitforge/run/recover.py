@@ -18,10 +18,10 @@ from __future__ import annotations
 import json
 
 from gitforge.context import Context
-from gitforge.gates import end_dead_owners
+from gitforge.infra.gates import end_dead_owners
 from gitforge.git.locks import clear_stale, inspect
-from gitforge.land import repair_checkouts
-from gitforge.state import Store, now_iso
+from gitforge.land.landing import repair_checkouts
+from gitforge.infra.state import Store, now_iso
 
 SCAN_DEPTH = 500   # commits searched for a dead run's landing
 NOTE_DEPTH = 50    # recent commits whose notes are checked on every recovery

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 from filelock import Timeout
 
 from gitforge.errors import LockBusy
-from gitforge.state import shapes
-from gitforge.state.files import atomic_write_json, now_iso
-from gitforge.state.locks import HELD
+from gitforge.infra.state import shapes
+from gitforge.infra.state.files import atomic_write_json, now_iso
+from gitforge.infra.state.locks import HELD
 
 if TYPE_CHECKING:
     from filelock import FileLock

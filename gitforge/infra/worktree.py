@@ -17,10 +17,10 @@ from filelock import Timeout
 
 from gitforge.config import GatesConfig
 from gitforge.errors import ConfigError, LockBusy, RepoError, WorkFailed
-from gitforge.gates import GateResult, GateSpec, run_gate, run_gates
+from gitforge.infra.gates import GateResult, GateSpec, run_gate, run_gates
 from gitforge.git import Change, Git, checkout
 from gitforge.git.locks import clear_for_checkout
-from gitforge.state import Store, new_id, now_iso
+from gitforge.infra.state import Store, new_id, now_iso
 
 
 @dataclass

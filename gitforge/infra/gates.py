@@ -11,10 +11,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from gitforge import gate_env as gate_env_mod
+from gitforge.infra import gate_env as gate_env_mod
 from gitforge.git import clean_env
-from gitforge.redact import redact, redact_file, secrets_from, without_own_secrets
-from gitforge.proc import PID_FILE, end_marked, owner_alive, read_pid_file, run_logged
+from gitforge.infra.redact import redact, redact_file, secrets_from, without_own_secrets
+from gitforge.infra.proc import PID_FILE, end_marked, owner_alive, read_pid_file, run_logged
 
 
 @dataclass(frozen=True)

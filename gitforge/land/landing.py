@@ -18,7 +18,7 @@ from gitforge.errors import LockBusy, WorkFailed
 from gitforge.git import Change, checkout
 from gitforge.git.checkout import index_tree
 from gitforge.git.locks import LOCK_WAIT, IndexBusy, IndexLock
-from gitforge.progress import update_progress
+from gitforge.land.progress import update_progress
 
 CAS_ATTEMPTS = 8
 FORGE_RUN = re.compile(r"^Forge-Run:\s*(\S+)\s*$", re.MULTILINE)

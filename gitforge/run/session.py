@@ -18,18 +18,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gitforge.backlog import Phase
-from gitforge.engine import Engine, Outcome
-from gitforge.proof import CAPTURE_EXCLUDE
+from gitforge.run.engine import Engine, Outcome
+from gitforge.run.proof import CAPTURE_EXCLUDE
 from gitforge.errors import BacklogError, ForgeError, UsageError, WorkFailed
-from gitforge.gates import GateResult, end_orphans, gate_specs
+from gitforge.infra.gates import GateResult, end_orphans, gate_specs
 from gitforge.git import rebase
-from gitforge.land import Work
-from gitforge.loop import SAME_ERROR_LIMIT, feedback_for
-from gitforge.pilot import signature
-from gitforge.pipeline import Attempt, run_attempt
-from gitforge.recover import recover
-from gitforge.state import new_id, now_iso
-from gitforge.worktree import Pool, restore
+from gitforge.land.landing import Work
+from gitforge.run.loop import SAME_ERROR_LIMIT, feedback_for
+from gitforge.run.pilot import signature
+from gitforge.run.pipeline import Attempt, run_attempt
+from gitforge.run.recover import recover
+from gitforge.infra.state import new_id, now_iso
+from gitforge.infra.worktree import Pool, restore
 
 
 @dataclass

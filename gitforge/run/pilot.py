@@ -15,11 +15,11 @@ from dataclasses import asdict, dataclass, field
 
 from gitforge.builders import prompts
 from gitforge.builders.base import Plan
-from gitforge.calls import Caller
-from gitforge.clip import middle
-from gitforge.pipeline import Attempt
+from gitforge.run.calls import Caller
+from gitforge.infra.clip import middle
+from gitforge.run.pipeline import Attempt
 from gitforge.llm import LLMError
-from gitforge.spend import BudgetExceeded, Meter
+from gitforge.run.spend import BudgetExceeded, Meter
 
 MAX_TOKENS = 2000
 _NOISE = re.compile(r"0x[0-9a-f]+|\b[0-9a-f]{12,}\b|\d+(\.\d+)?|/tmp/\S+|\.forge/\S+", re.I)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from gitforge.builders import prompts
 from gitforge.builders.base import Job, Plan
-from gitforge.calls import Caller
+from gitforge.run.calls import Caller
 from gitforge.repomap import repo_map
 
 MAX_TOKENS = 4000

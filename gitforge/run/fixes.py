@@ -14,10 +14,10 @@ from collections.abc import Sequence
 
 from gitforge.builders.base import Built, Job
 from gitforge.git import clean_env
-from gitforge.pipeline import Attempt
-from gitforge.proc import run_logged
-from gitforge.redact import redact, redact_file, without_own_secrets
-from gitforge.worktree import restore
+from gitforge.run.pipeline import Attempt
+from gitforge.infra.proc import run_logged
+from gitforge.infra.redact import redact, redact_file, without_own_secrets
+from gitforge.infra.worktree import restore
 
 FIX_TIMEOUT = 600.0
 _META = re.compile(r"[;&|$`<>(){}\[\]*?!~#\\\n\r]")

@@ -28,11 +28,11 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from gitforge.errors import LockBusy, UsageError
-from gitforge.state import shapes
-from gitforge.state.files import (Corrupt, append_jsonl, atomic_write, atomic_write_json, load_json, new_id,
+from gitforge.infra.state import shapes
+from gitforge.infra.state.files import (Corrupt, append_jsonl, atomic_write, atomic_write_json, load_json, new_id,
                                   now_iso, read_json, read_jsonl, set_aside)
-from gitforge.state.leases import Lease, Leases, plain_name
-from gitforge.state.locks import Busy, file_lock, folder_busy, folder_lock, wait_for_creators
+from gitforge.infra.state.leases import Lease, Leases, plain_name
+from gitforge.infra.state.locks import Busy, file_lock, folder_busy, folder_lock, wait_for_creators
 
 __all__ = ["Lease", "Store", "append_jsonl", "atomic_write", "atomic_write_json", "new_id", "now_iso", "read_json",
            "read_jsonl", "set_aside"]
@@ -110,7 +110,7 @@ class Store(Leases):
             return True
         if (self.dir.exists() or self.dir.is_symlink()) and str(self.dir) not in _WARNED:
             _WARNED.add(str(self.dir))
-            from gitforge.state import files
+            from gitforge.infra.state import files
 
             files.warn(f"{self.dir} is not a folder, so gitforge sees no run state there: move it away "
                        f"(mv {self.dir} {self.dir}.old) so that runs can be recorded")

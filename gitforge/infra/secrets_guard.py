@@ -28,7 +28,7 @@ import os
 import sys
 from collections.abc import Iterable
 
-from gitforge.redact import OWN_VARS
+from gitforge.infra.redact import OWN_VARS
 
 PR_SET_DUMPABLE = 4
 MASK_BYTE = b"*"

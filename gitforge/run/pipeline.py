@@ -13,12 +13,12 @@ from pathlib import Path
 
 from gitforge.backlog import Backlog, parse_backlog
 from gitforge.errors import BacklogError, PatchRefused
-from gitforge.gates import GateResult, GateSpec, describe_failure
-from gitforge.proof import prove
+from gitforge.infra.gates import GateResult, GateSpec, describe_failure
+from gitforge.run.proof import prove
 from gitforge.git import Change, Git
 from gitforge.patch import TreeView, apply_patches, audit, check_policy, parse_patch, summarize
-from gitforge.state import now_iso
-from gitforge.worktree import Worktree, restore, write_files
+from gitforge.infra.state import now_iso
+from gitforge.infra.worktree import Worktree, restore, write_files
 
 
 @dataclass

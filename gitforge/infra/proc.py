@@ -54,7 +54,7 @@ class ProcResult:
 def tail(text: str, lines: int = TAIL_LINES) -> str:
     """The last `lines` lines, each cut to LINE_CHARS with its start and its end kept (the end
     of a line often says what happened): what fits in feedback and records."""
-    from gitforge.clip import middle
+    from gitforge.infra.clip import middle
 
     kept = text.rstrip("\n").splitlines()[-lines:]
     return "\n".join(middle(line, LINE_CHARS) for line in kept)

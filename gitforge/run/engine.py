@@ -13,21 +13,21 @@ from dataclasses import dataclass, field
 from gitforge.backlog import Phase, select_next
 from gitforge.builders import make_builder
 from gitforge.builders.base import Job
-from gitforge.calls import Caller, api_key
+from gitforge.run.calls import Caller, api_key
 from gitforge.context import Context
 from gitforge.errors import ForgeError, UsageError, WorkFailed
-from gitforge.gates import GateResult, describe_failure, gate_specs
-from gitforge.proof import CAPTURE_EXCLUDE, prove
-from gitforge.land import Landing, Work, land
+from gitforge.infra.gates import GateResult, describe_failure, gate_specs
+from gitforge.run.proof import CAPTURE_EXCLUDE, prove
+from gitforge.land.landing import Landing, Work, land
 from gitforge.llm import Client
-from gitforge.loop import FixLoop
-from gitforge.pipeline import Attempt
-from gitforge.recover import landed_phases, recover, retryable_phases
-from gitforge.redact import secrets_from
-from gitforge.spend import BudgetExceeded, Meter, by_role
-from gitforge.state import atomic_write, new_id, now_iso
+from gitforge.run.loop import FixLoop
+from gitforge.run.pipeline import Attempt
+from gitforge.run.recover import landed_phases, recover, retryable_phases
+from gitforge.infra.redact import secrets_from
+from gitforge.run.spend import BudgetExceeded, Meter, by_role
+from gitforge.infra.state import atomic_write, new_id, now_iso
 from gitforge.ui import UI, gate_printer
-from gitforge.worktree import Pool, write_files
+from gitforge.infra.worktree import Pool, write_files
 
 
 

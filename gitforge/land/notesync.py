@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 from gitforge.errors import LockBusy, RepoError, WorkFailed
 from gitforge.git import Git, notes
-from gitforge.state import Store
+from gitforge.infra.state import Store
 
 PUSH_ATTEMPTS = 5
 LOCK_WAIT = 60.0  # seconds; a note append or a merge holds the lock for milliseconds

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from gitforge.llm import KEY_VAR, Client, LLMError, Reply, Usage
-from gitforge.redact import redact_obj
-from gitforge.spend import Meter
-from gitforge.state import append_jsonl, now_iso, read_jsonl
+from gitforge.infra.redact import redact_obj
+from gitforge.run.spend import Meter
+from gitforge.infra.state import append_jsonl, now_iso, read_jsonl
 
 TRANSCRIPT = "transcript.jsonl"
 _NO_USAGE = Usage()

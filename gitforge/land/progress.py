@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from gitforge.clip import middle
+from gitforge.infra.clip import middle
 
 STATE_START = "<!-- gitforge:state -->"
 STATE_END = "<!-- /gitforge:state -->"

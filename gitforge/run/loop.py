@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 
 from gitforge.builders.base import Built, Job, Plan
 from gitforge.errors import ConfigError, WorkFailed
-from gitforge.fixes import execute_fix
+from gitforge.run.fixes import execute_fix
 from gitforge.llm import LLMError
 from gitforge.patch.policy import in_scope
-from gitforge.pilot import Decision, Pilot, signature
-from gitforge.pipeline import Attempt, dropped, run_attempt
-from gitforge.planner import PlanFailed, make_plan
-from gitforge.worktree import restore
+from gitforge.run.pilot import Decision, Pilot, signature
+from gitforge.run.pipeline import Attempt, dropped, run_attempt
+from gitforge.run.planner import PlanFailed, make_plan
+from gitforge.infra.worktree import restore
 
 SAME_ERROR_LIMIT = 3
 

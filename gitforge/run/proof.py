@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitforge.gates import GateResult, GateSpec, run_gates
+from gitforge.infra.gates import GateResult, GateSpec, run_gates
 from gitforge.git import Change, Git
 
 # What an agent or a gate leaves behind that is not part of a change (used when capturing a
