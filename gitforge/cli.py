@@ -85,6 +85,36 @@ def next_cmd(phase: Annotated[Optional[str], typer.Argument(help="Run this phase
     _exit(handle(lambda: next_phase(repo, phase, overrides, json, again), json))
 
 
+@app.command("run")
+def run_cmd(repo: Repo = Path("."), target: Target = None, json: Json = False,
+            parallel: Annotated[Optional[int], typer.Option("--parallel", "-j", min=1, max=64,
+                                                            help="Worker processes (default: parallel in "
+                                                                 "otto.yaml).")] = None,
+            max_phases: Annotated[Optional[int], typer.Option("--max-phases", min=1,
+                                                              help="Start at most this many phases.")] = None,
+            max_attempts: Annotated[Optional[int], typer.Option("--max-attempts", min=1,
+                                                                help="Attempts per phase (overrides otto.yaml).")] = None
+            ) -> None:
+    """Run phases until nothing is runnable: K workers, one merge queue. Example: gitforge run --parallel 4"""
+    from gitforge.commands.run import run
+
+    overrides = {"target_branch": target, "max_attempts": max_attempts}
+    _exit(handle(lambda: run(repo, parallel, max_phases, overrides, json), json))
+
+
+@app.command("resume")
+def resume_cmd(batch: Annotated[Optional[str], typer.Argument(metavar="RUN", help="The run to continue (a prefix "
+                                                              "of its id); default: the latest unfinished one.")] = None,
+               repo: Repo = Path("."), target: Target = None, json: Json = False,
+               parallel: Annotated[Optional[int], typer.Option("--parallel", "-j", min=1, max=64,
+                                                               help="Worker processes (default: as before).")] = None
+               ) -> None:
+    """Continue a `gitforge run` that was stopped or whose coordinator died. Example: gitforge resume"""
+    from gitforge.commands.run import resume
+
+    _exit(handle(lambda: resume(repo, batch, parallel, {"target_branch": target}, json), json))
+
+
 @app.command("status")
 def status_cmd(repo: Repo = Path("."), target: Target = None, json: Json = False) -> None:
     """Show the board: phases, dependencies, last runs, kept worktrees. Example: gitforge status --json"""

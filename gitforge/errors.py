@@ -70,3 +70,16 @@ class LockBusy(ForgeError):
     """Another gitforge process holds a lock we need (exit 1: nothing was done)."""
 
     exit_code = EXIT_WORK_FAILED
+
+
+class StaleRecord(ForgeError):
+    """A record on disk was saved by another writer since this copy was read (exit 3: two
+    writers of one record is a bug; nothing was overwritten)."""
+
+    exit_code = EXIT_INTERNAL
+
+
+class BadTransition(ForgeError):
+    """A run record was asked to move where its state machine does not go (exit 3: a bug)."""
+
+    exit_code = EXIT_INTERNAL

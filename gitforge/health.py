@@ -209,7 +209,7 @@ class Checkup:
         if not dead:
             self.add("runs", "ok", "no run was left running by a dead process")
             return
-        named = [f"run {r.get('run_id')} (phase {r.get('phase')}, pid {r.get('pid')}, during '{r.get('step')}')"
+        named = [f"run {r.run_id} (phase {r.phase}, pid {r.pid}, during '{r.step}')"
                  for r in dead]
         self.add("runs", "warn", f"{len(dead)} run(s) recorded as running whose process died: {_few(named)}",
                  "`gitforge next` recovers them first: it closes each record, completes any landing "

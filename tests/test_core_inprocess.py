@@ -12,7 +12,10 @@ from gitforge.context import Context
 from gitforge.run.engine import Engine
 from gitforge.errors import WorkFailed
 from gitforge.git import Change
-from gitforge.land.landing import Work, land
+from gitforge.run.lander import Candidate, LandConflict, Lander
+from gitforge.run.record import RunRecord
+from gitforge.run.spend import Meter
+from gitforge.run.tracker import Tracker
 from gitforge.run.recover import recover
 from gitforge.ui import UI
 from gitforge.infra.worktree import Pool
@@ -24,9 +27,15 @@ def engine(root) -> Engine:
     return Engine(Context.open(root), UI(quiet=True))
 
 
-def entry(work) -> dict:
-    return {"phase": "1", "title": "One", "status": "Done", "run_id": "R", "when": "now", "attempts": 1,
-            "builder": "patch", "patch": None, "gates": [], "reason": "", "usd": None}
+def land(ctx, cand, reverify=None, run_id="RUN1"):
+    """The shared landing, as a driver calls it: a run record at step `land`, a Candidate."""
+    ui = UI(quiet=True)
+    phase = ctx.backlog().get("1")
+    rec = RunRecord.begin(ctx.store, run_id, phase, target=ctx.target, base=cand.base, builder={"kind": "patch"})
+    rec.to("build").to("land")
+    tracker = Tracker(ctx.store, ui, Meter(ctx.cfg.budgets, ctx.cfg.prices), rec)
+    tracker.save()
+    return Lander(ctx, ui).land(tracker, phase, "Done", cand, reverify=reverify)
 
 
 def note_of(root, rev: str = "main") -> dict:
@@ -72,13 +81,8 @@ def test_land_re_verifies_on_a_moved_target_and_lands_the_merged_tree(make_repo,
 
     def reverify(tip, merged):
         seen.append((tip, merged))
-        return g.commit(merged, [tip], "rebased"), []
-    phase = ctx.backlog().get("1")
-    landing = land(ctx, phase, "RUN1", "Done", lambda w: {"phase": "1", "title": "One", "status": "Done",
-                                                         "run_id": "RUN1", "when": "now", "attempts": 1,
-                                                         "builder": "patch", "patch": None, "gates": [],
-                                                         "reason": "", "usd": None},
-                   lambda w: {"run_id": "RUN1"}, work=Work(base, tree, candidate, [], reverify))
+        return Candidate(tip, merged, g.commit(merged, [tip], "rebased"), [])
+    landing = land(ctx, Candidate(base, tree, candidate, []), reverify)
     assert landing.reverified and seen and seen[0][0] == g.parents(landing.commit)[0]
     files = set(git("ls-tree", "-r", "--name-only", "main", cwd=root).split())
     assert {"a.txt", "other.txt"} <= files
@@ -94,9 +98,9 @@ def test_land_refuses_a_conflict_with_the_moved_target(make_repo):
     tree = g.build_tree(g.tree_of(base), [Change("app.py", b"x = 2\n")])
     write(root, {"app.py": "x = 3\n"})
     git("commit", "-qam", "conflicting", cwd=root)
-    with pytest.raises(WorkFailed, match="conflicts with it in: app.py"):
-        land(ctx, ctx.backlog().get("1"), "RUN2", "Done", lambda w: {}, lambda w: {},
-             work=Work(base, tree, g.commit(tree, [base], "c"), [], None))
+    with pytest.raises(LandConflict, match="conflicts with it in: app.py") as caught:
+        land(ctx, Candidate(base, tree, g.commit(tree, [base], "c"), []), run_id="RUN2")
+    assert caught.value.files == ["app.py"] and isinstance(caught.value, WorkFailed)
 
 
 def test_recover_closes_a_dead_landing_and_restores_its_note(make_repo, tmp_path):
@@ -150,12 +154,64 @@ def test_a_target_that_never_stops_moving_lands_nothing_and_fails_nothing(make_r
         write(root, {"user.txt": f"{next(n)}\n"})
         git("add", "user.txt", cwd=root)
         git("commit", "-qm", "user", cwd=root)
-        return g.commit(merged, [tip], "rebased"), []
+        return Candidate(tip, merged, g.commit(merged, [tip], "rebased"), [])
     write(root, {"user.txt": "first\n"})
     git("add", "user.txt", cwd=root)
     git("commit", "-qm", "user", cwd=root)
     with pytest.raises(LockBusy, match="kept moving during the landing"):
-        land(ctx, ctx.backlog().get("1"), "RUN3", "Done", entry, lambda w: {"run_id": "RUN3"},
-             work=Work(base, tree, g.commit(tree, [base], "c"), [], reverify))
+        land(ctx, Candidate(base, tree, g.commit(tree, [base], "c"), []), reverify, run_id="RUN3")
     assert "Forge-Run" not in git("log", "--format=%B", "main", cwd=root)
     assert "**Status:** Not started" in git("show", "main:BACKLOG.md", cwd=root)
+
+
+def _merge_lock_free(root) -> bool:
+    """Whether another process could take the merge lock right now (a process of our own
+    would re-enter it: filelock is re-entrant within a process)."""
+    import subprocess
+    import sys
+    code = ("import sys; from filelock import FileLock, Timeout\n"
+            "try:\n    FileLock(sys.argv[1]).acquire(timeout=0)\nexcept Timeout:\n    sys.exit(1)")
+    return subprocess.run([sys.executable, "-c", code, str(root / ".forge/locks/merge.lock")]).returncode == 0
+
+
+def test_re_verification_runs_outside_the_merge_lock(make_repo):
+    """Other landings go on while a moved-onto change is re-verified (its gates take seconds)."""
+    root = make_repo(BASE, [phase_md("1", "One")])
+    ctx = Context.open(root)
+    g = ctx.git
+    base = ctx.tip
+    tree = g.build_tree(g.tree_of(base), [Change("a.txt", b"a\n")])
+    write(root, {"other.txt": "o\n"})
+    git("add", "other.txt", cwd=root)
+    git("commit", "-qm", "someone else", cwd=root)
+    free = []
+
+    def reverify(tip, merged):
+        free.append(_merge_lock_free(root))
+        return Candidate(tip, merged, g.commit(merged, [tip], "rebased"), [])
+    landing = land(ctx, Candidate(base, tree, g.commit(tree, [base], "c"), []), reverify)
+    assert free == [True] and landing.reverified
+
+
+def test_a_target_moved_only_by_bookkeeping_lands_without_re_verifying(make_repo, tmp_path):
+    """Another phase's failure moved the target with BACKLOG.md/PROGRESS.md alone: the code the
+    gates ran on is the code that lands, so the change lands with no second gate run, and the
+    other phase's bookkeeping is kept."""
+    base_files = dict(BASE)
+    root = make_repo(base_files, [phase_md("1", "One"), phase_md("2", "Two", checks=("exit 3",),
+                                                                  patch=make_diff(BASE, {"b.txt": "b\n"}, tmp_path))])
+    ctx = Context.open(root)
+    g = ctx.git
+    base = ctx.tip
+    tree = g.build_tree(g.tree_of(base), [Change("a.txt", b"a\n")])
+    assert engine(root).next("2").status == "failed"  # lands phase 2's Failed status only
+    ctx = Context.open(root)
+    assert ctx.tip != base
+
+    def reverify(tip, merged):
+        raise AssertionError("re-verified although only the bookkeeping moved")
+    landing = land(ctx, Candidate(base, tree, g.commit(tree, [base], "c"), []), reverify)
+    assert not landing.reverified
+    board = git("show", "main:BACKLOG.md", cwd=root)
+    assert "**Status:** Failed" in board and "**Status:** Done" in board
+    assert git("show", "main:a.txt", cwd=root) == "a\n"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PY, ROOT, commit_all, git, make_diff, phase_md, run_cli, write
+from conftest import PY, commit_all, git, make_diff, phase_md, run_cli, write
 
 from gitforge.prepush import judge_note
 from gitforge.infra.state import Store
@@ -323,8 +323,6 @@ def test_an_otto_yaml_too_hostile_to_read_is_taken_to_name_pre_push_gates(tmp_pa
 
 
 def test_notes_push_with_sends_the_notes_ref(make_repo, tmp_path):
-    if not (ROOT / "gitforge" / "notesync.py").exists():
-        pytest.skip("gitforge/notesync.py (notes sync, built by another task) does not exist yet")
     root, bare, landing = landed_repo(make_repo, tmp_path, "verify: []\nnotes:\n  push_with: true\n")
     proc = push(root, "origin", "main")
     assert proc.returncode == 0, proc.stderr

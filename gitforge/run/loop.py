@@ -38,8 +38,9 @@ class LoopEnd:
 
 class FixLoop:
     def __init__(self, *, git, cfg, ui, builder, job: Job, wt, specs, env: dict, caller, meter,
-                 on_attempt: Callable[[Attempt], None], on_gate, commit_message: str) -> None:
+                 on_attempt: Callable[[Attempt], None], on_gate, commit_message: str, verify=None) -> None:
         self.git, self.cfg, self.ui, self.builder, self.job, self.wt = git, cfg, ui, builder, job, wt
+        self.verify = verify  # the merge queue's gate step (run/queued.py), or None: gates on the base
         self.specs, self.env, self.caller, self.meter = specs, env, caller, meter
         self.on_attempt, self.on_gate, self.commit_message = on_attempt, on_gate, commit_message
         llm = cfg.llm
@@ -121,7 +122,7 @@ class FixLoop:
             att = run_attempt(self.git, self.wt, built.diff, self.cfg.policy, self.specs, self.job.run_dir, n,
                               self.env, self.on_gate, self.commit_message,
                               keep_phase=(self.cfg.backlog, self.job.phase.id), scope=scope,
-                              isolation=self.cfg.gates)
+                              isolation=self.cfg.gates, verify=self.verify)
             if plan and plan.files and scope is None:
                 outside = [c.path for c in att.changes if not in_scope(c.path, plan.files)]
                 if outside:
@@ -129,10 +130,20 @@ class FixLoop:
                     self.ui.warn(att.notices[-1])
         if att.stage == "gates":  # drop what the gates left (reports, caches): an agent or a fix
             restore(self.git, self.wt, att.changes)  # command must not capture it
+        if att.stage == "merge":  # it conflicts with what landed: the next attempt starts from there
+            self._move_base(att.base)
         att.summary = built.summary
         self.attempts.append(att)
         self.on_attempt(att)
         return att
+
+    def _move_base(self, tip: str) -> None:
+        """The run moves onto the target's new tip: the worktree, and what the builder sees."""
+        job, git = self.job, self.git
+        self.wt.base = job.base = tip
+        git.worktree_reset(self.wt.path, self.wt.branch, tip)
+        job.view, job.files = git.view(tip), git.list_files(tip)
+        self.ui.info(f"the run moves onto {tip[:12]}, where the change conflicted")
 
     def _act(self, d: Decision, feedback: str, n: int) -> tuple[LoopEnd | None, str | None, Built | None]:
         if d.action == "skip_phase":

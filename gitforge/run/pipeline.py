@@ -34,6 +34,7 @@ class Attempt:
     commit: str | None = None
     stats: dict = field(default_factory=dict)
     ledger: dict = field(default_factory=dict)
+    base: str | None = None                            # the commit the gates ran on (None: the run's base)
     summary: str = ""                                  # the builder's own words for the change
     notices: list[str] = field(default_factory=list)   # flagged, not refused (e.g. outside the plan)
     decision: dict | None = None                       # what the pilot decided after this attempt
@@ -46,7 +47,7 @@ class Attempt:
     def to_json(self) -> dict:
         return {"number": self.number, "ok": self.ok, "stage": self.stage, "reason": self.reason,
                 "details": self.details, "gates": [g.to_json() for g in self.gates], "stats": self.stats,
-                "files": [c.path for c in self.changes], "tree": self.tree, "commit": self.commit,
+                "files": [c.path for c in self.changes], "tree": self.tree, "commit": self.commit, "base": self.base,
                 "ledger": self.ledger, "summary": self.summary, "notices": self.notices, "decision": self.decision}
 
 
@@ -154,8 +155,10 @@ def run_attempt(git: Git, wt: Worktree, diff: str, policy, specs: Sequence[GateS
                 number: int, env: dict[str, str],
                 on_gate: Callable[[GateSpec, GateResult | None], None] | None = None,
                 commit_message: str = "candidate", keep_phase: tuple[str, str] | None = None,
-                scope: Sequence[str] | None = None, isolation=None) -> Attempt:
-    """Take one diff through validate -> apply -> audit -> gates -> candidate commit."""
+                scope: Sequence[str] | None = None, isolation=None, verify=None) -> Attempt:
+    """Take one diff through validate -> apply -> audit -> gates -> candidate commit. With
+    `verify` (run/queued.py), the gates run through the merge queue, on the tree the change is
+    predicted to land as, instead of on the worktree's base."""
     patch_file = run_dir / "patches" / f"attempt-{number}.diff"
     patch_file.parent.mkdir(parents=True, exist_ok=True)
     patch_file.write_text(diff, encoding="utf-8", errors="surrogateescape")
@@ -188,9 +191,22 @@ def run_attempt(git: Git, wt: Worktree, diff: str, policy, specs: Sequence[GateS
                             f"hunks: {stats['hunks']}")
     entry["hunks"] = stats["placements"]
     tree = git.build_tree(git.tree_of(wt.base), changes)
-    proof = prove(git, wt.path, tree, specs, run_dir / f"attempt-{number}", env, on_gate, isolation,
-                  lambda extra: restore(git, wt, (*changes, *extra)))
-    att.gates = proof.gates
+    log_dir = run_dir / f"attempt-{number}"
+    base = wt.base
+    if verify is None:
+        proof = prove(git, wt.path, tree, specs, log_dir, env, on_gate, isolation,
+                      lambda extra: restore(git, wt, (*changes, *extra)))
+    else:
+        done = verify(wt.base, tree, log_dir)
+        if done.conflict:
+            att.stage, att.reason = "merge", f"the change conflicts with what landed on the target in: " \
+                                             f"{', '.join(done.conflict)}"
+            att.details = [f"the target is now at {done.tip}; the run moves there for the next attempt"]
+            att.base = done.tip
+            _move(entry, "rolled_back", att.reason)
+            return att
+        proof, tree, base = done.proof, done.tree, done.base
+    att.gates, att.base = proof.gates, base
     failed = next((g for g in att.gates if not g.ok), None)
     if failed is not None:
         att.stage, att.reason = "gates", describe_failure(failed)
@@ -212,7 +228,7 @@ def run_attempt(git: Git, wt: Worktree, diff: str, policy, specs: Sequence[GateS
         tree = git.build_tree(tree, proof.extra)
     _move(entry, "verified", f"{len(att.gates)} gate(s) passed")
     att.tree = tree
-    att.commit = git.commit_worktree(wt.path, wt.branch, att.tree, [wt.base], commit_message)
+    att.commit = git.commit_worktree(wt.path, wt.branch, att.tree, [base], commit_message)
     _move(entry, "committed", att.commit)
     att.ok, att.stage = True, "committed"
     return att

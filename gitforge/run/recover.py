@@ -20,8 +20,9 @@ import json
 from gitforge.context import Context
 from gitforge.infra.gates import end_dead_owners
 from gitforge.git.locks import clear_stale, inspect
-from gitforge.land.landing import repair_checkouts
-from gitforge.infra.state import Store, now_iso
+from gitforge.land.checkouts import repair_checkouts
+from gitforge.infra.state import Store
+from gitforge.run.record import RunRecord, all_runs, load
 
 SCAN_DEPTH = 500   # commits searched for a dead run's landing
 NOTE_DEPTH = 50    # recent commits whose notes are checked on every recovery
@@ -34,11 +35,10 @@ def _trailer(message: str, key: str) -> str | None:
     return None
 
 
-def dead_runs(store: Store, live: dict) -> list[dict]:
+def dead_runs(store: Store, live: dict) -> list[RunRecord]:
     """Run records that say "running" while no live lease (process or host-agent session)
     holds their phase for that run: their process died."""
-    return [r for r in store.runs() if r.get("status") == "running"
-            and not (r.get("phase") in live and live[r["phase"]].run_id == r.get("run_id"))]
+    return [r for r in all_runs(store) if r.open and not (r.phase in live and live[r.phase].run_id == r.run_id)]
 
 
 def recover(ctx: Context) -> list[str]:
@@ -56,24 +56,23 @@ def recover(ctx: Context) -> list[str]:
         landed = _landings(ctx, SCAN_DEPTH if dead else NOTE_DEPTH)
         records = {}
         for rec in dead:
-            found = landed.get(rec["run_id"])
+            found = landed.get(rec.run_id)
             if found and not merge:
                 continue  # decided by the next recovery, once no landing is under way
-            records[rec["run_id"]] = rec
+            records[rec.run_id] = rec
             if found:
                 commit, status = found
-                rec.update(status="landed" if status == "Done" else "failed", commit=commit, recovered=True)
-                messages.append(f"recovered run {rec['run_id']} (phase {rec['phase']}): it had landed as "
+                rec.commit, rec.recovered = commit, True
+                rec.end("landed" if status == "Done" else "failed")
+                messages.append(f"recovered run {rec.run_id} (phase {rec.phase}): it had landed as "
                                 f"{commit[:12]} before its process died; its record is complete now")
             else:
-                rec.update(status="crashed", retryable=True,
-                           reason=f"the gitforge process (pid {rec.get('pid')}) died during '{rec.get('step')}'; "
-                                  f"nothing landed")
-                messages.append(f"run {rec['run_id']} (phase {rec['phase']}) died during '{rec.get('step')}'; "
+                rec.retryable, step = True, rec.step
+                rec.end("crashed", f"the gitforge process (pid {rec.pid}) died during '{step}'; nothing landed")
+                messages.append(f"run {rec.run_id} (phase {rec.phase}) died during '{step}'; "
                                 f"nothing landed, the phase can run again")
-            rec.update(ended=rec.get("ended") or now_iso())
-            store.save_run(rec)
-            store.event("run.recovered", run_id=rec["run_id"], phase=rec["phase"], status=rec["status"])
+            rec.save(store)
+            store.event("run.recovered", run_id=rec.run_id, phase=rec.phase, status=rec.status)
         if merge:
             messages += complete_notes(ctx, landed, records)
             messages += repair_checkouts(ctx)
@@ -129,26 +128,26 @@ def landed_phases(ctx: Context, backlog) -> dict[str, str]:
     return found
 
 
-def complete_notes(ctx: Context, landed: dict[str, tuple[str, str]], records: dict[str, dict]) -> list[str]:
+def complete_notes(ctx: Context, landed: dict[str, tuple[str, str]], records: dict[str, RunRecord]) -> list[str]:
     """Step 4: the note of every landing whose run has a record, written where it is missing."""
     store, git = ctx.store, ctx.git
     missing = [(run, commit, status) for run, (commit, status) in landed.items()
                if run not in (git.read_note(commit) or "")]
     messages = []
     for run, commit, status in missing:
-        rec = records.get(run) or store.load_run(run)
+        rec = records.get(run) or load(store, run)
         if rec is None:
             continue  # no record here (another clone's run): `gitforge notes fetch` brings its note
-        note = rec.get("note") or {"schema_version": 1, "run_id": run, "phase": rec.get("phase"),
-                                   "status": "landed" if status == "Done" else status.lower()}
+        note = rec.note or {"schema_version": 1, "run_id": run, "phase": rec.phase,
+                            "status": "landed" if status == "Done" else status.lower()}
         note = {**note, "recovered": True}
         with store.locked("notes", what="the notes lock"):
             if run not in (git.read_note(commit) or ""):
                 git.append_note(commit, json.dumps(note, sort_keys=True))
-                messages.append(f"wrote the missing run note of {commit[:12]} (run {run}, phase {rec.get('phase')})")
-        if rec.get("commit") != commit:
-            rec.update(commit=commit)
-            store.save_run(rec)
+                messages.append(f"wrote the missing run note of {commit[:12]} (run {run}, phase {rec.phase})")
+        if rec.commit != commit:
+            rec.commit = commit
+            rec.save(store)
     return messages
 
 

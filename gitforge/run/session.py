@@ -12,24 +12,32 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gitforge.backlog import Phase
-from gitforge.run.engine import Engine, Outcome
-from gitforge.run.proof import CAPTURE_EXCLUDE
+from gitforge.context import Context
 from gitforge.errors import BacklogError, ForgeError, UsageError, WorkFailed
-from gitforge.infra.gates import GateResult, end_orphans, gate_specs
 from gitforge.git import rebase
-from gitforge.land.landing import Work
+from gitforge.infra.gates import GateResult, end_orphans, gate_specs
+from gitforge.infra.state import new_id
+from gitforge.infra.worktree import Pool, restore
+from gitforge.run import endings
+from gitforge.run.lander import Candidate, Lander
 from gitforge.run.loop import SAME_ERROR_LIMIT, feedback_for
 from gitforge.run.pilot import signature
 from gitforge.run.pipeline import Attempt, run_attempt
+from gitforge.run.proof import CAPTURE_EXCLUDE
+from gitforge.run.record import RunRecord
+from gitforge.run.record import find as find_records
+from gitforge.run.record import load as load_record
 from gitforge.run.recover import recover
-from gitforge.infra.state import new_id, now_iso
-from gitforge.infra.worktree import Pool, restore
+from gitforge.run.reverify import Reverifier
+from gitforge.run.select import select
+from gitforge.run.spend import Meter
+from gitforge.run.tracker import Tracker
+from gitforge.ui import UI
 
 
 @dataclass
@@ -69,7 +77,15 @@ def agent_name() -> str:
     return os.environ.get("GITFORGE_AGENT") or ("claude-code" if os.environ.get("CLAUDECODE") else "host-agent")
 
 
-class HostSession(Engine):
+class HostSession:
+    """`start`, `submit` and `abandon`, composed of the pieces `next` uses: selection, the run
+    record and its tracker, the pipeline, the lander and the endings."""
+
+    def __init__(self, ctx: Context, ui: UI) -> None:
+        self.ctx, self.ui, self.store = ctx, ui, ctx.store
+        self.meter = Meter(ctx.cfg.budgets, ctx.cfg.prices, warn=ui.warn)
+        self.lander = Lander(ctx, ui)
+
     # -- start ------------------------------------------------------------------------------
     def start(self, phase_id: str | None) -> Session:
         with self.store.locked("state", what="the state lock"):
@@ -78,10 +94,9 @@ class HostSession(Engine):
             claims = {c.phase: c for c in self.store.claims()}
             if phase_id is not None and phase_id in claims:
                 return self._resume(claims[phase_id].run_id)
-            phase = self._select(phase_id)
+            phase, why = select(self.ctx, phase_id)
             if phase is None:
-                return Session("nothing", reason=self._nothing_reason, target=self.ctx.target,
-                               notices=self._open_sessions(claims))
+                return Session("nothing", reason=why, target=self.ctx.target, notices=self._open_sessions(claims))
             run_id = new_id()
             self.store.claim(phase.id, run_id)
         try:
@@ -97,22 +112,20 @@ class HostSession(Engine):
 
     def _prepare(self, phase: Phase, run_id: str, notices: list[str]) -> Session:
         ctx = self.ctx
-        run_dir = self.store.run_dir(run_id)
-        record = {"run_id": run_id, "phase": phase.id, "title": phase.title, "status": "running", "mode": "host",
-                  "step": "worktree", "target": ctx.target, "base": ctx.tip,
-                  "branch": f"forge/{phase.id}-{phase.slug}", "builder": {"kind": "host", "agent": agent_name()},
-                  "pid": os.getpid(), "host": socket.gethostname(), "started": now_iso(), "attempts": [],
-                  "run_dir": str(run_dir)}
-        self.store.save_run(record)
-        self.store.event("run.started", run_id=run_id, phase=phase.id, base=record["base"], mode="host")
+        record = RunRecord.begin(self.store, run_id, phase, mode="host", target=ctx.target, base=ctx.tip,
+                                 builder={"kind": "host", "agent": agent_name()})
+        tracker = self._tracker(record)
+        tracker.save()
+        tracker.event("run.started", base=record.base, mode="host")
         try:
-            with self._pool().acquire(record["branch"], record["base"], run_id, run_dir) as wt:
+            with self._pool().acquire(record.branch, record.base, run_id, record.folder) as wt:
                 wt.keep, wt.keep_reason = True, f"host-agent session {run_id}: gitforge submit or gitforge abandon"
-                record.update(worktree=str(wt.path), worktree_name=wt.name, step="edit")
+                record.worktree, record.worktree_name = str(wt.path), wt.name
+                record.to("edit")
         except BaseException as exc:
-            self._close(record, "failed", f"could not prepare the worktree: {exc}")
+            tracker.close("failed", f"could not prepare the worktree: {exc}")
             raise
-        self.store.save_run(record)
+        tracker.save()
         self.ui.ok(f"claimed phase {phase.id}: {phase.title} (run {run_id})")
         return self._session("started", record, phase, notices=notices)
 
@@ -122,11 +135,11 @@ class HostSession(Engine):
         self.ui.info(f"phase {phase.id} is already claimed by run {run_id}: resuming it")
         return self._session("resumed", record, phase)
 
-    def _session(self, status: str, record: dict, phase: Phase, **extra) -> Session:
+    def _session(self, status: str, record: RunRecord, phase: Phase, **extra) -> Session:
         specs = gate_specs(self.ctx.cfg.verify, phase.verification)
-        used = len(record.get("attempts", []))
-        return Session(status, record["run_id"], phase, record.get("worktree"), record["branch"], record["base"],
-                       record["target"], [{"name": s.name, "run": s.run, "timeout": s.timeout} for s in specs],
+        used = len(record.attempts)
+        return Session(status, record.run_id, phase, record.worktree, record.branch, record.base,
+                       record.target, [{"name": s.name, "run": s.run, "timeout": s.timeout} for s in specs],
                        used, max(self.ctx.cfg.max_attempts - used, 0), **extra)
 
     # -- submit -----------------------------------------------------------------------------
@@ -136,92 +149,90 @@ class HostSession(Engine):
         phase = self._phase(record)
         with self.store.lease(phase.id, run_id):
             record = self._record(run_id)  # as it is now that no other submit can run
-            if record.get("step") == "landing":  # a submit died while moving the target
+            if record.step == "landing":  # a submit died while moving the target
                 return self._recover_landing(phase, record)
             self.meter.start_phase(phase.id)
             return self._submit(phase, record)
 
-    def _recover_landing(self, phase: Phase, record: dict) -> Session:
+    def _recover_landing(self, phase: Phase, record: RunRecord) -> Session:
         """Let recovery decide whether the dead submit's commit reached the target."""
-        self.store.release_claim(phase.id, record["run_id"])
+        self.store.release_claim(phase.id, record.run_id)
         with self.store.locked("state", what="the state lock"):
             for message in recover(self.ctx):
                 self.ui.warn(message)
-        record = self.store.load_run(record["run_id"]) or record
-        if record.get("status") == "landed":
-            return self._session("landed", record, phase, commit=record.get("commit"))
-        self.store.claim(phase.id, record["run_id"])  # nothing landed: the session goes on
-        record.update(status="running", step="edit", reason=None, ended=None)
-        self.store.save_run(record)
+        record = load_record(self.store, record.run_id) or record
+        if record.status == "landed":
+            return self._session("landed", record, phase, commit=record.commit)
+        self.store.claim(phase.id, record.run_id)  # nothing landed: the session goes on
+        record.reopen("edit").save(self.store)
         return self._submit(phase, record)
 
-    def _submit(self, phase: Phase, record: dict) -> Session:
+    def _submit(self, phase: Phase, record: RunRecord) -> Session:
         ctx, cfg, ui = self.ctx, self.ctx.cfg, self.ui
-        run_id, run_dir = record["run_id"], self.store.run_dir(record["run_id"])
-        attempts = [_restored(a) for a in record.get("attempts", [])]
+        run_id, run_dir = record.run_id, self.store.run_dir(record.run_id)
+        tracker = self._tracker(record, [_restored(a) for a in record.attempts])
         specs = gate_specs(cfg.verify, phase.verification)
-        env = {"GITFORGE_RUN": run_id, "GITFORGE_PHASE": phase.id, "GITFORGE_WORKTREE": record["worktree"]}
-        for pid in end_orphans(run_dir, record["worktree"]):  # a killed submit's gates (we hold the phase)
+        env = {"GITFORGE_RUN": run_id, "GITFORGE_PHASE": phase.id, "GITFORGE_WORKTREE": record.worktree}
+        for pid in end_orphans(run_dir, record.worktree):  # a killed submit's gates (we hold the phase)
             ui.warn(f"ended process {pid} left running by an earlier submit of run {run_id}")
         try:
-            with self._pool().resume(record["worktree_name"], record["branch"], record["base"], run_id) as wt:
+            with self._pool().resume(record.worktree_name, record.branch, record.base, run_id) as wt:
                 wt.keep_reason = f"host-agent session {run_id}: gitforge submit or gitforge abandon"
                 diff = ctx.git.capture_worktree(wt.path, wt.branch, wt.base, CAPTURE_EXCLUDE)
                 if not diff.strip():
                     return self._session("retry", record, phase, reason="nothing to submit: the worktree has no "
                                          "changes yet")
-                n = len(attempts) + 1
-                record["step"] = "submit"
+                n = len(tracker.attempts) + 1
+                record.to("submit")
                 ui.step(f"submission {n}/{cfg.max_attempts}: validate, apply, audit, gates")
-                att = run_attempt(ctx.git, wt, diff, cfg.policy, specs, run_dir, n, env, self._gate_printer(),
+                att = run_attempt(ctx.git, wt, diff, cfg.policy, specs, run_dir, n, env, tracker.gate_printer(False),
                                   f"Phase {phase.id}: {phase.title} (candidate)",
                                   keep_phase=(cfg.backlog, phase.id), isolation=cfg.gates)
                 if att.stage == "gates":  # what the gates left is not the agent's: its edits stay
                     restore(ctx.git, wt, att.changes)
-                att.summary = f"submitted by {record['builder'].get('agent', 'the host agent')}"
-                attempts.append(att)
-                self._attempt_saver(record, attempts)(att)
+                att.summary = f"submitted by {record.builder.get('agent', 'the host agent')}"
+                tracker.on_attempt(att)
                 if att.ok:
-                    return self._land_session(phase, record, attempts, wt, specs, run_dir, env)
-                return self._after_failure(phase, record, attempts, wt)
+                    return self._land_session(phase, tracker, wt, Reverifier(ctx, ui, wt, specs, run_dir, env))
+                return self._after_failure(phase, tracker, wt)
         except WorkFailed as e:
-            if record.get("status") == "running" and record.get("step") == "land":
-                return self._end_failed(phase, record, attempts, e.message)
+            if record.open and record.step == "land":
+                return self._end_failed(phase, tracker, e.message)
             raise
 
-    def _land_session(self, phase, record, attempts, wt, specs, run_dir, env) -> Session:
-        last = attempts[-1]
-        record["step"] = "land"
-        self.store.save_run(record)
-        work = Work(wt.base, last.tree, last.commit, list(last.gates), self._reverifier(wt, specs, run_dir, env))
+    def _land_session(self, phase: Phase, tracker: Tracker, wt, reverify: Reverifier) -> Session:
+        record, last = tracker.record, tracker.attempts[-1]
+        tracker.step("land")
+        cand = Candidate(wt.base, last.tree, last.commit, list(last.gates))
         try:
-            landing = self._land(phase, record, attempts, work)
+            self.ui.step(f"landing on {self.ctx.target}")
+            landing = self.lander.land(tracker, phase, "Done", cand, reverify=reverify)
         except WorkFailed as e:  # the target moved and the change conflicts or fails there
-            return self._target_moved(phase, record, attempts, wt, e.message)
+            return self._target_moved(phase, tracker, wt, e.message)
         except BacklogError as e:  # the phase was removed or broken on the target meanwhile
             why = f"cannot land on {self.ctx.target}: {e.message}"
-            self._not_landed(record, attempts, why)
+            self._not_landed(tracker, why)
             wt.keep_reason = why
-            return self._end_failed(phase, record, attempts, why, retryable=False)
+            return self._end_failed(phase, tracker, why, retryable=False)
         wt.keep = False  # back to the pool
-        self.store.release_claim(phase.id, record["run_id"])
-        out = self._landed(phase, record, landing)
+        self.store.release_claim(phase.id, record.run_id)
+        out = endings.landed(self.ui, tracker, phase, landing, self.ctx.target)
         return self._session("landed", record, phase, commit=out.commit, notices=out.notices)
 
-    def _target_moved(self, phase: Phase, record: dict, attempts: list[Attempt], wt, why: str) -> Session:
+    def _target_moved(self, phase: Phase, tracker: Tracker, wt, why: str) -> Session:
         """The change passed on its base but not on the target's new tip: like a rebase that
         stops, move the session onto the tip with the change carried over, and hand it back."""
-        att, tip, target = self._not_landed(record, attempts, why), self.ctx.tip, self.ctx.target
+        record = tracker.record
+        att, tip, target = self._not_landed(tracker, why), self.ctx.tip, self.ctx.target
         if att.number >= self.ctx.cfg.max_attempts or tip == wt.base:
             wt.keep_reason = why
-            return self._end_failed(phase, record, attempts, why)
+            return self._end_failed(phase, tracker, why)
         conflicts = rebase.onto(self.ctx.git, wt.path, wt.branch, wt.base, tip, Path(att.ledger["patch"]))
         if conflicts is None:
             wt.keep_reason = why
-            return self._end_failed(phase, record, attempts, f"{why}\n(the change could not be carried onto {tip[:12]})")
-        record.update(base=tip, step="edit")
-        self.store.save_run(record)
-        self.store.event("session.rebased", run_id=record["run_id"], phase=phase.id, base=tip, conflicts=conflicts)
+            return self._end_failed(phase, tracker, f"{why}\n(the change could not be carried onto {tip[:12]})")
+        tracker.step("edit", base=tip)
+        tracker.event("session.rebased", base=tip, conflicts=conflicts)
         now = (f"The worktree is now on the new tip with your change applied; resolve the conflict markers "
                f"(<<<<<<<) in: {', '.join(conflicts)}." if conflicts else
                "The worktree is now on the new tip with your change applied on top; make it pass there.")
@@ -229,14 +240,16 @@ class HostSession(Engine):
                              feedback=f"Submission {att.number}: your change passed on its base, but {target} "
                                       f"moved while you worked and it cannot land on the new tip:\n{why}\n\n{now}")
 
-    def _not_landed(self, record: dict, attempts: list[Attempt], why: str) -> Attempt:
+    @staticmethod
+    def _not_landed(tracker: Tracker, why: str) -> Attempt:
         """The last submission passed its gates but did not land: record it as failed."""
-        att = attempts[-1]
+        att = tracker.attempts[-1]
         att.ok, att.stage, att.reason, att.details = False, "land", why.splitlines()[0], why.splitlines()[1:]
-        self._attempt_saver(record, attempts)(att)
+        tracker.on_attempt(att)
         return att
 
-    def _after_failure(self, phase: Phase, record: dict, attempts: list[Attempt], wt) -> Session:
+    def _after_failure(self, phase: Phase, tracker: Tracker, wt) -> Session:
+        attempts = tracker.attempts
         att = attempts[-1]
         self.ui.fail(f"submission {att.number}: {att.reason}")
         if att.details:
@@ -244,38 +257,36 @@ class HostSession(Engine):
         seen = Counter(signature(a) for a in attempts if not a.ok)
         if seen[signature(att)] >= SAME_ERROR_LIMIT:
             wt.keep_reason = f"the same error {SAME_ERROR_LIMIT} times"
-            return self._end_failed(phase, record, attempts, f"the same error {SAME_ERROR_LIMIT} times: {att.reason}",
+            return self._end_failed(phase, tracker, f"the same error {SAME_ERROR_LIMIT} times: {att.reason}",
                                     retryable=False)
         if att.number >= self.ctx.cfg.max_attempts:
             wt.keep_reason = f"all {att.number} attempts failed"
-            return self._end_failed(phase, record, attempts, att.reason)
-        record["step"] = "edit"
-        self.store.save_run(record)
-        return self._session("retry", record, phase, reason=att.reason, feedback=feedback_for(att))
+            return self._end_failed(phase, tracker, att.reason)
+        tracker.step("edit")
+        return self._session("retry", tracker.record, phase, reason=att.reason, feedback=feedback_for(att))
 
-    def _end_failed(self, phase: Phase, record: dict, attempts: list[Attempt], reason: str,
-                    retryable: bool = True) -> Session:
-        out: Outcome = self._fail(phase, record, attempts, reason, retryable=retryable)
-        self.store.release_claim(phase.id, record["run_id"])
-        last = attempts[-1] if attempts else None
-        return self._session(out.status, record, phase, reason=reason, commit=out.commit, notices=out.notices,
-                             feedback=feedback_for(last) if last and not last.ok else "")
+    def _end_failed(self, phase: Phase, tracker: Tracker, reason: str, retryable: bool = True) -> Session:
+        out = endings.failed(self.ui, self.lander, tracker, phase, reason, retryable)
+        self.store.release_claim(phase.id, tracker.run_id)
+        last = tracker.attempts[-1] if tracker.attempts else None
+        return self._session(out.status, tracker.record, phase, reason=reason, commit=out.commit,
+                             notices=out.notices, feedback=feedback_for(last) if last and not last.ok else "")
 
     # -- abandon ----------------------------------------------------------------------------
     def abandon(self, run: str) -> Session:
         run_id = self._open_run(run)
-        record = self.store.load_run(run_id)
+        record = load_record(self.store, run_id)
         lease = next(c for c in self.store.claims() if c.run_id == run_id)
         with self.store.lease(lease.phase, run_id):
-            if record is not None and record.get("worktree_name"):
+            if record is not None and record.worktree_name:
                 with contextlib.suppress(ForgeError):
-                    with self._pool().resume(record["worktree_name"], record["branch"], record["base"], run_id) as wt:
+                    with self._pool().resume(record.worktree_name, record.branch, record.base, run_id) as wt:
                         wt.keep_reason = "its host-agent session was abandoned; the agent's edits are still here"
-            if record is not None and record.get("status") == "running":
-                self._close(record, "abandoned", "released by gitforge abandon; nothing landed")
+            if record is not None and record.open:
+                self._tracker(record).close("abandoned", "released by gitforge abandon; nothing landed")
             self.store.release_claim(lease.phase, run_id)
         self.store.event("run.abandoned", run_id=run_id, phase=lease.phase)
-        where = record.get("worktree") if record else None
+        where = record.worktree if record else None
         self.ui.ok(f"released phase {lease.phase} (run {run_id})" + (
             f"; its worktree {where} is kept until the phase runs again or `gitforge gc`" if where else ""))
         session = Session("abandoned", run_id, target=self.ctx.target, worktree=where,
@@ -285,6 +296,9 @@ class HostSession(Engine):
         return session
 
     # -- lookups ----------------------------------------------------------------------------
+    def _tracker(self, record: RunRecord, attempts: list[Attempt] | None = None) -> Tracker:
+        return Tracker(self.store, self.ui, self.meter, record, attempts)
+
     def _pool(self) -> Pool:
         w = self.ctx.cfg.worktrees
         return Pool(self.ctx.git, self.store, w.setup, w.include, w.pool_size)
@@ -304,22 +318,22 @@ class HostSession(Engine):
             return found[0].run_id
         if found:
             raise UsageError(f"'{run}' matches {len(found)} open sessions", hint="give more of the run id")
-        rec = next(iter(self.store.find_runs(run)), None)
+        rec = next(iter(find_records(self.store, run)), None)
         if rec is not None:
-            raise UsageError(f"run {rec['run_id']} is not an open session (its status is {rec.get('status')})",
-                             hint=f"see it with gitforge show {rec['run_id']}; claim a phase with gitforge start")
+            raise UsageError(f"run {rec.run_id} is not an open session (its status is {rec.status})",
+                             hint=f"see it with gitforge show {rec.run_id}; claim a phase with gitforge start")
         raise UsageError(f"no open session matches '{run}'", hint="gitforge status lists the open sessions")
 
-    def _record(self, run_id: str) -> dict:
-        record = self.store.load_run(run_id)
-        if record is None or record.get("mode") != "host" or not record.get("worktree_name"):
+    def _record(self, run_id: str) -> RunRecord:
+        record = load_record(self.store, run_id)
+        if record is None or record.mode != "host" or not record.worktree_name:
             raise UsageError(f"run {run_id} has no session record in {self.store.runs_dir}",
                              hint=f"release it (gitforge abandon {run_id}) and start the phase again")
         return record
 
-    def _phase(self, record: dict) -> Phase:
+    def _phase(self, record: RunRecord) -> Phase:
         """The phase as it was on the commit the session started from."""
-        return self.ctx.backlog(record["base"]).get(record["phase"])
+        return self.ctx.backlog(record.base).get(record.phase)
 
 
 @dataclass

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from gitforge.errors import LockBusy, UsageError
+from gitforge.errors import LockBusy, StaleRecord, UsageError
 from gitforge.infra.state import shapes
 from gitforge.infra.state.files import (Corrupt, append_jsonl, atomic_write, atomic_write_json, load_json, new_id,
                                   now_iso, read_json, read_jsonl, set_aside)
@@ -41,6 +42,7 @@ SCHEMA_VERSION = 1
 FORGE_DIR = ".forge"
 EXCLUDE_LINE = "/.forge/"
 FOLDERS = ("runs", "locks", "leases", "worktrees")
+_SAVING = threading.Lock()  # run-record saves of this process's threads, one at a time (filelock lets threads in)
 _WARNED: set[str] = set()  # `.forge` paths already reported as not a folder
 
 
@@ -225,11 +227,26 @@ class Store(Leases):
         return False
 
     # -- runs -----------------------------------------------------------------------------
-    def save_run(self, record: dict[str, Any]) -> None:
-        record["schema_version"] = SCHEMA_VERSION
-        record["updated"] = now_iso()
+    def save_run(self, record: dict[str, Any], expect: int | None = None) -> int:
+        """Write a run record; returns its new version. With `expect`, the record on disk must
+        still be at that version (0: there is none yet), else StaleRecord and nothing is written."""
         self.ensure()
-        atomic_write_json(self.runs_dir / f"{record['run_id']}.json", record)
+        path = self.runs_dir / f"{record['run_id']}.json"
+        with _SAVING, self.lock("runs"):
+            if expect is not None:
+                on_disk = self._load(path, shapes.RUN, "run record")
+                found = 0 if on_disk is None else on_disk.get("version", 0)
+                if found != expect:
+                    raise StaleRecord(f"run {record['run_id']}: its record was saved elsewhere (version {found}, "
+                                      f"this copy read version {expect}); nothing was overwritten")
+            version = record.get("version", 0) + 1 if expect is None else expect + 1
+            record.update(schema_version=SCHEMA_VERSION, updated=now_iso(), version=version)
+            atomic_write_json(path, record)
+        return version
+
+    def write_run_file(self, run_id: str, name: str, data: bytes) -> None:
+        """A file in the run's folder (such as diff-log.md), written atomically."""
+        atomic_write(self.run_dir(run_id) / name, data)
 
     def load_run(self, run_id: str) -> dict[str, Any] | None:
         if not plain_name(run_id):

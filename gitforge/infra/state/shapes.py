@@ -48,7 +48,7 @@ DECISION = Obj(required={"action": str, "source": str, "confidence": NUMBER, "re
                optional={"hint": STR_OR_NONE, "commands": ListOf(str)})
 ATTEMPT = Obj(required={"number": int, "ok": bool, "stage": str},
               optional={"reason": STR_OR_NONE, "details": list, "gates": ListOf(GATE), "stats": (dict, NoneType),
-                        "files": ListOf(str), "tree": STR_OR_NONE, "commit": STR_OR_NONE,
+                        "files": ListOf(str), "tree": STR_OR_NONE, "commit": STR_OR_NONE, "base": STR_OR_NONE,
                         "ledger": (Obj(optional={"transitions": ListOf(TRANSITION)}), NoneType),
                         "summary": STR_OR_NONE, "notices": (ListOf(str), NoneType), "decision": (DECISION, NoneType)})
 PLAN = Obj(required={"files": ListOf(str), "approach": str}, optional={"risks": list, "checks": list})
@@ -64,9 +64,16 @@ RUN = Obj(
               "run_dir": str, "worktree": STR_OR_NONE, "worktree_name": STR_OR_NONE, "reason": STR_OR_NONE,
               "commit": STR_OR_NONE, "landing_commit": STR_OR_NONE, "retryable": bool, "recovered": bool,
               "reverified": (bool, NoneType), "plan": (PLAN, NoneType), "llm": (COST, NoneType),
-              "note": (dict, NoneType), "decisions": list})
+              "note": (dict, NoneType), "decisions": list, "version": int, "batch": STR_OR_NONE})
 LEASE = Obj(required={"phase": str, "run_id": str, "pid": int, "host": str, "started": str},
             optional={"kind": OneOf(("process", "session"))}, exact=True)
+QUEUE_ENTRY = Obj(required={"id": str, "run_id": str, "phase": str, "base": str, "tree": str},
+                  optional={"pid": int, "host": str, "joined": str, "target": str})
+QUEUE = Obj(required={"entries": ListOf(QUEUE_ENTRY)}, optional={"schema_version": int})
+BATCH = Obj(required={"batch_id": str, "status": str},
+            optional={"pid": int, "host": str, "started": str, "ended": STR_OR_NONE, "parallel": int,
+                      "max_phases": (int, NoneType), "target": str, "workers": list, "updated": str,
+                      "schema_version": int, "resumed": list, "reason": STR_OR_NONE})
 WORKTREE = Obj(optional={"name": str, "path": str, "branch": STR_OR_NONE, "run_id": STR_OR_NONE,
                          "state": OneOf(("busy", "kept", "idle")), "since": str, "reason": STR_OR_NONE})
 
