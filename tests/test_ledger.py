@@ -323,3 +323,12 @@ def test_a_call_the_api_refuses_releases_its_reservation_and_a_timeout_settles_i
     assert (t.in_flight(), t.calls) == (0, 2) and t.usd - 0.01 == pytest.approx(0.011, abs=0.001)
     kinds = [json.loads(line)["kind"] for line in ledger.path.read_text().splitlines()]
     assert kinds == ["reserve", "release", "reserve", "call", "reserve", "call"]
+
+
+def test_a_folder_where_the_ledger_belongs_is_set_aside(tmp_path, ledger, capsys):
+    ledger.path.mkdir(parents=True)
+    assert ledger.totals().entries == 0
+    ledger.append("failure", phase="1", signature=None)
+    assert ledger.totals().failures == 1
+    assert "was not a file: set aside as ledger.jsonl.corrupt-" in capsys.readouterr().err
+    assert len(list(ledger.path.parent.glob("ledger.jsonl.corrupt-*"))) == 1

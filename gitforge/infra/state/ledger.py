@@ -32,13 +32,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gitforge.errors import UsageError
-from gitforge.infra.state.files import new_id, now_iso
+from gitforge.infra.state.files import new_id, now_iso, set_aside
 from gitforge.infra.state.leases import plain_name
 
 if TYPE_CHECKING:
@@ -165,7 +166,12 @@ class Ledger:
         folder = self.path.parent
         created = not folder.is_dir()
         folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        try:
+            fd = os.open(self.path, flags, 0o600)
+        except IsADirectoryError:
+            set_aside(self.path, "not a file")
+            fd = os.open(self.path, flags, 0o600)
         try:
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
@@ -193,6 +199,8 @@ class Ledger:
             return self._totals
         try:
             st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):  # set aside by the next append
+                return self._totals
             if self._file != (st.st_dev, st.st_ino) or st.st_size < self._offset:  # a new file: start over
                 self._totals, self._offset, self._file = Totals(), 0, (st.st_dev, st.st_ino)
             data = os.pread(fd, st.st_size - self._offset, self._offset) if st.st_size > self._offset else b""
