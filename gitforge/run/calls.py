@@ -43,6 +43,8 @@ class Caller:
             if e.kind == "timeout":  # the server may have worked (and billed) before we gave up
                 self.meter.record(role, model, _NO_USAGE, usd=round(estimate * e.attempts, 6), estimated=True,
                                   stop_reason=None, attempt=attempt, error=e.message)
+            else:  # refused or unreachable: not counted as spend, so its reservation goes
+                self.meter.release()
             self._transcribe(role, model, system, messages, tools, {"error": e.message, "kind": e.kind,
                                                                      "status": e.status}, attempt)
             raise

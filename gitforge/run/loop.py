@@ -73,9 +73,10 @@ class FixLoop:
             self.ui.fail(f"attempt {n}: {att.reason}")
             if att.details:
                 self.ui.block("\n".join(str(d) for d in att.details[-40:]))
-            self.meter.count_failure()
-            seen[signature(att)] += 1
-            if seen[signature(att)] >= SAME_ERROR_LIMIT:
+            sig = signature(att)
+            self.meter.count_failure(sig)  # the run's failure budget and breaker (across workers)
+            seen[sig] += 1
+            if seen[sig] >= SAME_ERROR_LIMIT:
                 return self._end(False, reason=f"the same error {SAME_ERROR_LIMIT} times: {att.reason}",
                                  retryable=False)
             if built.final:  # e.g. an agent that hung: a later run would only hang again

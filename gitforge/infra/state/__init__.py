@@ -5,6 +5,7 @@ Layout (DESIGN.md §1)::
     .forge/runs/<run-id>.json      one record per run
     .forge/runs/<run-id>/          gate logs, patches, diff-log.md
     .forge/events.jsonl            append-only, one JSON object per line, ULID ids
+    .forge/batches/<id>/ledger.jsonl   a `gitforge run`'s shared spend and failures (state.ledger)
     .forge/leases/<phase>.json     who works on what; live while its lock is held
     .forge/locks/*.lock            filelock files (released by the OS when a holder dies)
     .forge/worktrees/              pooled task worktrees, and wt-N.json about each (see worktree.py)
